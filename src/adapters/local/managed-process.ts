@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // A crashed test run or CLI must not leave servers behind on the machine.
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+export interface ManagedProcessOptions {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly logFile?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A child server process with a log file, explicit stop/kill, and exit tracking. */
+export class ManagedProcess {
+  private child: ChildProcess | undefined;
+  private log: WriteStream | undefined;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  private tail = '';
+
+  constructor(readonly options: ManagedProcessOptions) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The last few KiB of output, for error messages when a server fails to start. */
+  get recentOutput(): string {
+    return this.tail;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`${this.options.name} is already running`);
+    installExitHook();
+    const child = spawn(this.options.command, [...this.options.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.options.env ?? process.env,
+    });
+    this.child = child;
+    live.add(child);
+    this.log = this.options.logFile ? createWriteStream(this.options.logFile, { flags: 'a' }) : undefined;
+    const onData = (chunk: Buffer): void => {
+      this.log?.write(chunk);
+      this.tail = (this.tail + chunk.toString('utf8')).slice(-4096);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    this.exited = new Promise((resolve) => {
+      child.once('error', (err) => {
+        this.tail += `\nspawn error: ${err.message}`;
+        live.delete(child);
+        resolve(null);
+      });
+      child.once('exit', (code) => {
+        live.delete(child);
+        this.log?.end();
+        resolve(code);
+      });
+    });
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. */
+  async stop(graceMs = 5000): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    child.kill('SIGTERM');
+    const done = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!done) {
+      child.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  /** kill -9: the process gets no chance to clean up (crash simulation). */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGSTOP/SIGCONT: the process keeps its sockets open but stops answering (a hung server). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  waitForExit(): Promise<number | null> {
+    return this.exited;
+  }
+}
+
+/** Polls `check` until it returns true or the deadline passes; the error names what was awaited. */
+export async function waitUntil(what: string, check: () => Promise<boolean>, deadlineMs: number, proc?: ManagedProcess): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    if (proc && !proc.running) {
+      throw new Error(`${what}: process exited before it was ready. Output:\n${proc.recentOutput}`);
+    }
+    try {
+      if (await check()) return;
+    } catch {
+      // not ready yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not ready within ${deadlineMs} ms${proc ? `. Output:\n${proc.recentOutput}` : ''}`);
+    }
+    await sleep(50);
+  }
+}

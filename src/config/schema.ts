@@ -1,0 +1,89 @@
+import { z } from 'zod';
+
+export const TIERS = ['free', 'pro', 'enterprise'] as const;
+export type Tier = (typeof TIERS)[number];
+
+export const SCOPES = ['read', 'write', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Parses "free=60,pro=600,enterprise=6000" into a full per-tier table; every tier must be named. */
+const tierTable = (name: string) =>
+  z.string().transform((raw, ctx) => {
+    const table: Partial<Record<Tier, number>> = {};
+    for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const match = /^([a-z]+)=(\d+)$/.exec(part);
+      const tier = match?.[1] as Tier | undefined;
+      if (!match || !tier || !TIERS.includes(tier)) {
+        ctx.addIssue({ code: 'custom', message: `${name}: expected tier=number pairs for ${TIERS.join(', ')}, got "${part}"` });
+        return z.NEVER;
+      }
+      table[tier] = Number(match[2]);
+    }
+    for (const tier of TIERS) {
+      if (table[tier] === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${name}: missing a value for tier "${tier}"` });
+        return z.NEVER;
+      }
+    }
+    return table as Record<Tier, number>;
+  });
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const urlList = z.string().transform((raw, ctx) => {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of urls) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s]+$|^[A-Za-z0-9.-]+:\d+$/.test(u)) {
+      ctx.addIssue({ code: 'custom', message: `NATS_URLS: "${u}" is not a NATS URL (nats://host:port)` });
+      return z.NEVER;
+    }
+  }
+  return urls;
+});
+
+const optionalUrl = (name: string, protocols: readonly string[]) =>
+  z.string().transform((raw, ctx) => {
+    const value = raw.trim();
+    if (value === '') return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${name}: not a valid URL` });
+      return z.NEVER;
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      ctx.addIssue({ code: 'custom', message: `${name}: protocol must be one of ${protocols.join(', ')}` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+/**
+ * Every environment variable the service reads, with its default and its meaning. README's
+ * configuration table is checked against this list by a test, so keep descriptions user-facing.
+ */
+export const CONFIG_VARS = {
+  PORT: { schema: intFrom(0, 65535), default: '8000', doc: 'TCP port the API listens on.' },
+  HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the API binds to.' },
+  NATS_URLS: { schema: urlList, default: '', doc: 'Comma-separated NATS servers. Empty: start a local nats-server if installed, else run on fallbacks.' },
+  REDIS_URL: { schema: optionalUrl('REDIS_URL', ['redis:', 'rediss:']), default: '', doc: 'Redis URL. Empty: start a local redis-server if installed, else keep limits in memory.' },
+  EMBEDDED_SERVICES: { schema: z.enum(['auto', 'off']), default: 'auto', doc: '`auto`: when NATS_URLS/REDIS_URL are empty, start local nats-server/redis-server if installed. `off`: never.' },
+  DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'Directory for local state: embedded servers\' data, the file key store.' },
+  LOG_LEVEL: { schema: z.enum(LOG_LEVELS), default: 'info', doc: 'pino log level.' },
+  LOG_REQUESTS: { schema: z.enum(['errors', 'all', 'none']), default: 'errors', doc: 'Which requests get a completion log line: `errors` (status >= 400), `all`, or `none`.' },
+  SHUTDOWN_DELAY_MS: { schema: intFrom(0, 600_000), default: '5000', doc: 'After SIGTERM, how long /ready answers 503 before the listener closes.' },
+  SHUTDOWN_TIMEOUT_MS: { schema: intFrom(100, 600_000), default: '25000', doc: 'After the listener closes, how long in-flight requests may take before the process exits anyway.' },
+  RATE_LIMITS: { schema: tierTable('RATE_LIMITS'), default: 'free=60,pro=600,enterprise=6000', doc: 'Requests per minute per API key, by tier.' },
+  TOKEN_QUOTAS: { schema: tierTable('TOKEN_QUOTAS'), default: 'free=100000,pro=10000000,enterprise=1000000000', doc: 'AGENTESE tokens per tenant per calendar month (UTC), by tier.' },
+  IDEMPOTENCY_TTL_S: { schema: intFrom(60, 7 * 86400), default: '86400', doc: 'How long a response kept for an Idempotency-Key can be replayed.' },
+  BODY_LIMIT_BYTES: { schema: intFrom(1024, 10 * 1024 * 1024), default: '65536', doc: 'Largest accepted request body; larger gets 413.' },
+  REDIS_COMMAND_TIMEOUT_MS: { schema: intFrom(10, 60_000), default: '250', doc: 'A Redis call slower than this counts as a failure and the request is served from memory.' },
+  NATS_REPLICAS: { schema: intFrom(1, 5), default: '1', doc: 'Replicas for JetStream streams and KV buckets (3 in a cluster).' },
+  KEY_STORE: { schema: z.enum(['auto', 'nats', 'file']), default: 'auto', doc: '`nats`: keys and tenants in JetStream KV; `file`: a JSON file under DATA_DIR (single instance, no NATS); `auto`: nats when NATS is available.' },
+  INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{0,64}$/), default: '', doc: 'Name of this instance in logs and metrics. Empty: hostname and pid.' },
+} as const;
+
+export type ConfigVarName = keyof typeof CONFIG_VARS;
