@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   ERR_AGENTESE_PATH_NOT_FOUND: { status: 404, summary: 'The AGENTESE context does not exist (valid: world, self, concept, void, time).' },
   ERR_AGENTESE_AFFORDANCE_DENIED: { status: 403, summary: "The observer's archetype does not afford this aspect; details list the available ones." },
   ERR_VALIDATION: { status: 400, summary: 'The request body or query failed validation; the message names the field.' },
+  ERR_BAD_REQUEST: { status: 400, summary: 'The request is malformed in a way no more specific code covers (for example a bad Content-Length).' },
   ERR_INVALID_JSON: { status: 400, summary: 'The request body is not valid JSON.' },
   ERR_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds BODY_LIMIT_BYTES.' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The Content-Type is not application/json.' },

@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { pino, type DestinationStream } from 'pino';
+import type { Config } from '../config/load.js';
+import type { IdempotencyStore, LimitStore } from '../domain/limits/ports.js';
+import type { KeyStore } from '../domain/tenancy/types.js';
+import { ApiError } from '../errors/api-error.js';
+import { loggerOptions } from '../observability/logger.js';
+import { ApiMetrics } from '../observability/metrics.js';
+import { VERSION } from '../version.js';
+import { admit } from './admission.js';
+import { authenticate } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import { HealthRegistry } from './health.js';
+import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './idempotency.js';
+import { Lifecycle } from './lifecycle.js';
+import { agenteseRoutes } from './routes/agentese.js';
+import { healthRoutes } from './routes/health.js';
+import './types.js';
+
+export interface AppDeps {
+  readonly keys: KeyStore;
+  readonly limits: LimitStore;
+  readonly idempotency: IdempotencyStore;
+  readonly health?: HealthRegistry;
+  readonly lifecycle?: Lifecycle;
+  readonly metrics?: ApiMetrics;
+  readonly version?: string;
+  /** Where JSON logs go; stdout when absent. Tests pass a stream to inspect them. */
+  readonly logDestination?: DestinationStream;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** Builds the API; the caller owns listening, signals and closing the dependencies. */
+export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
+  const version = deps.version ?? VERSION;
+  const lifecycle = deps.lifecycle ?? new Lifecycle();
+  const health = deps.health ?? new HealthRegistry();
+  const metrics = deps.metrics ?? new ApiMetrics(version, config.INSTANCE_ID);
+  const logger = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID), deps.logDestination);
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    genReqId: requestId,
+    requestIdLogLabel: 'request_id',
+    disableRequestLogging: true,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+
+  const knownPaths = new Map<string, string[]>();
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    knownPaths.set(route.url, [...(knownPaths.get(route.url) ?? []), ...methods]);
+  });
+  installErrorHandling(app, () => knownPaths);
+
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  lifecycle.onChange((state) => metrics.ready.set(state === 'ready' ? 1 : 0));
+  app.addHook('onReady', (done) => {
+    lifecycle.markReady();
+    done();
+  });
+
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    if (lifecycle.state === 'draining') {
+      // Keep-alive clients reconnect elsewhere instead of riding this connection into the shutdown.
+      void reply.header('connection', 'close');
+      if (closing) {
+        done(new ApiError('ERR_SERVICE_UNAVAILABLE', 'This instance is shutting down; retry.', undefined, { 'retry-after': '1' }));
+        return;
+      }
+    }
+    done();
+  });
+
+  const idem: IdempotencyOptions = { store: deps.idempotency, metrics, ttlS: config.IDEMPOTENCY_TTL_S };
+
+  app.addHook('preHandler', async (request, reply) => {
+    const policy = request.routeOptions.config.policy;
+    if (!policy?.scope) return;
+    let principal;
+    try {
+      principal = authenticate(deps.keys, request, policy.scope);
+    } catch (err) {
+      if (err instanceof ApiError) metrics.authFailures.inc({ code: err.code });
+      throw err;
+    }
+    request.principal = principal;
+    await admit(config, deps.limits, metrics, principal, policy.billable === true, request, reply);
+    await beginIdempotent(idem, request, reply, principal.tenant);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.idempotency) await finishIdempotent(idem, request, reply, payload);
+    return payload;
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { route, method: request.method, status: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    if (config.LOG_REQUESTS === 'all' || (config.LOG_REQUESTS === 'errors' && reply.statusCode >= 400)) {
+      request.log.info(logFields(request, reply.statusCode, reply.elapsedTime), 'request completed');
+    }
+    done();
+  });
+
+  healthRoutes(app, { version, lifecycle, health, metrics });
+  agenteseRoutes(app, { limits: deps.limits, metrics });
+  return app;
+}
+
+function logFields(request: FastifyRequest, status: number, elapsedMs: number): Record<string, unknown> {
+  return {
+    method: request.method,
+    route: request.routeOptions.url ?? 'unmatched',
+    status,
+    duration_ms: Math.round(elapsedMs * 100) / 100,
+    tenant: request.principal?.tenant,
+    key_prefix: request.principal?.keyPrefix,
+  };
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import type { HealthRegistry } from '../health.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { ApiMetrics } from '../../observability/metrics.js';
+
+export interface HealthRouteDeps {
+  readonly version: string;
+  readonly lifecycle: Lifecycle;
+  readonly health: HealthRegistry;
+  readonly metrics: ApiMetrics;
+}
+
+const startedAt = Date.now();
+
+export function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void {
+  app.get('/health', {
+    schema: {
+      response: { 200: { type: 'object', properties: { status: { type: 'string' }, version: { type: 'string' }, uptime_s: { type: 'number' } } } },
+    },
+  }, () => ({ status: 'ok', version: deps.version, uptime_s: Math.round((Date.now() - startedAt) / 1000) }));
+
+  app.get('/ready', (_request, reply) => {
+    const state = deps.lifecycle.state;
+    if (state === 'ready') return { ready: true };
+    return reply.code(503).header('retry-after', '1').send({ ready: false, reason: state });
+  });
+
+  app.get('/health/saas', () => {
+    const snap = deps.health.snapshot();
+    return { status: snap.status, version: deps.version, instance_state: deps.lifecycle.state, components: snap.components };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(body);
+  });
+}

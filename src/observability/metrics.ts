@@ -1,0 +1,89 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The API's Prometheus metrics. One registry per app instance (not prom-client's global one), so
+ * tests can run several apps in one process and each /metrics shows only its own figures.
+ */
+export class ApiMetrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'kgents_http_requests_total',
+    help: 'HTTP requests answered, by route pattern, method and status code.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'kgents_http_request_duration_seconds',
+    help: 'Time from request received to response sent, by route pattern, method and status code.',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly rateLimitDecisions = new Counter({
+    name: 'kgents_rate_limit_decisions_total',
+    help: 'Admission decisions for authenticated requests: allowed, rate_limited or quota_exceeded, by tier.',
+    labelNames: ['decision', 'tier'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'kgents_auth_failures_total',
+    help: 'Requests refused by authentication or authorisation, by error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly idempotency = new Counter({
+    name: 'kgents_idempotency_requests_total',
+    help: 'Requests carrying an Idempotency-Key, by outcome: started, replayed, in_progress, mismatch.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokensUsed = new Counter({
+    name: 'kgents_agentese_tokens_total',
+    help: 'AGENTESE tokens charged to tenants, by tier.',
+    labelNames: ['tier'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dependencyMode = new Gauge({
+    name: 'kgents_dependency_mode',
+    help: 'Which backend each dependency currently runs on: 1 for the active mode, 0 otherwise.',
+    labelNames: ['component', 'mode'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dependencyUp = new Gauge({
+    name: 'kgents_dependency_up',
+    help: '1 when the dependency is reachable and working, 0 when down or not configured.',
+    labelNames: ['component'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ready = new Gauge({
+    name: 'kgents_ready',
+    help: '1 while the instance reports ready, 0 while starting or draining.',
+    registers: [this.registry],
+  });
+
+  readonly buildInfo = new Gauge({
+    name: 'kgents_build_info',
+    help: 'Always 1; labels carry the version and Node.js version.',
+    labelNames: ['version', 'node'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(version: string, instance: string) {
+    this.registry.setDefaultLabels({ instance });
+    collectDefaultMetrics({ register: this.registry, prefix: 'kgents_' });
+    this.buildInfo.set({ version, node: process.version }, 1);
+  }
+
+  setMode(component: string, active: string, all: readonly string[]): void {
+    for (const mode of all) this.dependencyMode.set({ component, mode }, mode === active ? 1 : 0);
+  }
+}
