@@ -81,6 +81,7 @@ export const CONFIG_VARS = {
   IDEMPOTENCY_TTL_S: { schema: intFrom(60, 7 * 86400), default: '86400', doc: 'How long a response kept for an Idempotency-Key can be replayed.' },
   BODY_LIMIT_BYTES: { schema: intFrom(1024, 10 * 1024 * 1024), default: '65536', doc: 'Largest accepted request body; larger gets 413.' },
   REDIS_COMMAND_TIMEOUT_MS: { schema: intFrom(10, 60_000), default: '250', doc: 'A Redis call slower than this counts as a failure and the request is served from memory.' },
+  NATS_CONNECT_TIMEOUT_MS: { schema: intFrom(100, 600_000), default: '15000', doc: 'How long start-up waits for NATS before exiting with an error (the orchestrator restarts it).' },
   NATS_REPLICAS: { schema: intFrom(1, 5), default: '1', doc: 'Replicas for JetStream streams and KV buckets (3 in a cluster).' },
   KEY_STORE: { schema: z.enum(['auto', 'nats', 'file']), default: 'auto', doc: '`nats`: keys and tenants in JetStream KV; `file`: a JSON file under DATA_DIR (single instance, no NATS); `auto`: nats when NATS is available.' },
   INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{0,64}$/), default: '', doc: 'Name of this instance in logs and metrics. Empty: hostname and pid.' },

@@ -14,6 +14,11 @@ export interface IdempotencyOptions {
   readonly ttlS: number;
 }
 
+/** Identifies "the same request": method, route pattern and the parsed body. */
+export function requestFingerprint(method: string, route: string, body: unknown): string {
+  return createHash('sha256').update(`${method} ${route}\n`).update(JSON.stringify(body ?? null)).digest('base64url');
+}
+
 /**
  * Starts an idempotent request, or answers it from the stored first response. Returns true when the
  * reply was sent here (a replay) and the handler must not run.
@@ -25,10 +30,7 @@ export async function beginIdempotent(opts: IdempotencyOptions, request: Fastify
     throw new ApiError('ERR_IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be 1-255 printable ASCII characters without spaces.');
   }
   const key = `${tenant}:${header}`;
-  const fingerprint = createHash('sha256')
-    .update(`${request.method} ${request.routeOptions.url ?? request.url}\n`)
-    .update(JSON.stringify(request.body ?? null))
-    .digest('base64url');
+  const fingerprint = requestFingerprint(request.method, request.routeOptions.url ?? request.url, request.body);
   const outcome = await opts.store.begin(key, fingerprint, LOCK_TTL_S);
   switch (outcome.state) {
     case 'started':
