@@ -51,12 +51,15 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (natsUrls.length > 0 && config.KEY_STORE !== 'file') {
       nats = await connectNats(natsUrls, { name: `kgents-api ${config.INSTANCE_ID}`, timeoutMs: config.NATS_CONNECT_TIMEOUT_MS });
       const conn = nats;
-      opened.push(() => conn.close());
-      conn.onStatusChange((h) => {
+      const stopFollowing = conn.onStatusChange((h) => {
         metrics.dependencyUp.set({ component: 'nats' }, h.status === 'ok' ? 1 : 0);
         metrics.setMode('nats', h.status === 'ok' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
         if (h.status === 'ok') log.info({ component: 'nats' }, 'NATS connection restored');
         else log.warn({ component: 'nats', error: h.last_error }, 'NATS connection lost; reconnecting');
+      });
+      opened.push(() => {
+        stopFollowing();
+        return conn.close();
       });
       log.info({ servers: natsUrls.map(redactUrl) }, 'connected to NATS');
     }
