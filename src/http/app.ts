@@ -56,6 +56,10 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
 
+  // Only JSON bodies: Fastify's built-in text/plain parser would turn a wrong Content-Type into a
+  // confusing validation error instead of a 415.
+  app.removeContentTypeParser('text/plain');
+
   const knownPaths = new Map<string, string[]>();
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -76,13 +80,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
-    if (lifecycle.state === 'draining') {
-      // Keep-alive clients reconnect elsewhere instead of riding this connection into the shutdown.
-      void reply.header('connection', 'close');
-      if (closing) {
-        done(new ApiError('ERR_SERVICE_UNAVAILABLE', 'This instance is shutting down; retry.', undefined, { 'retry-after': '1' }));
-        return;
-      }
+    if (closing) {
+      done(new ApiError('ERR_SERVICE_UNAVAILABLE', 'This instance is shutting down; retry.', undefined, { 'retry-after': '1' }));
+      return;
     }
     done();
   });
@@ -106,6 +106,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.idempotency) await finishIdempotent(idem, request, reply, payload);
+    // Decided at send time, not arrival: a keep-alive request already in flight when draining starts
+    // must still close its socket, or server.close() would wait on that idle connection forever.
+    if (lifecycle.state === 'draining') void reply.header('connection', 'close');
     return payload;
   });
 

@@ -1,0 +1,90 @@
+import { strict as assert } from 'node:assert';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import type { Redis } from 'ioredis';
+import { closeRedisClient, connectWithin, createRedisClient } from '../../../src/adapters/redis/client.js';
+import { RedisLimitStore } from '../../../src/adapters/redis/limit-store.js';
+import { limitStoreContract, uniqueKey } from '../memory/contracts.js';
+import { startRedis } from '../../harness/servers.js';
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let client: Redis;
+
+before(async () => {
+  redis = await startRedis();
+  client = createRedisClient(redis.url, { commandTimeoutMs: 1000 });
+  assert.equal(await connectWithin(client, 5000), true);
+});
+
+after(async () => {
+  await closeRedisClient(client);
+  await redis.cleanup();
+});
+
+limitStoreContract('redis limit store', {
+  make: (options) => Promise.resolve(new RedisLimitStore(client, options)),
+  advance: (ms) => sleep(ms),
+});
+
+async function evalCalls(): Promise<number> {
+  const info = await client.info('commandstats');
+  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  return calls('evalsha') + calls('eval');
+}
+
+test('redis limit store: one script call per admission, with keys under kg:rl: and kg:q:', async () => {
+  const store = new RedisLimitStore(client);
+  const rateKey = uniqueKey('rk');
+  const quotaKey = uniqueKey('qk');
+  await store.addTokens(quotaKey, 3);
+  const before = await evalCalls();
+  const admission = await store.admit({ rateKey, limitPerMinute: 60, quotaKey, quotaLimit: 10 });
+  assert.equal(await evalCalls(), before + 1);
+  assert.equal(admission.quotaUsed, 3);
+  const tat = Number(await client.get(`kg:rl:${rateKey}`));
+  assert.ok(Math.abs(tat / 1000 - (Date.now() + 1000)) < 500, 'TAT is one interval ahead, in µs');
+  const pttl = await client.pttl(`kg:rl:${rateKey}`);
+  assert.ok(pttl > 0 && pttl <= 1000, `bucket expires when it is full again (pttl ${pttl})`);
+  assert.equal(await client.get(`kg:q:${quotaKey}`), '3');
+});
+
+test('redis limit store: the quota counter gets its ~35 day expiry once, on the first increment', async () => {
+  const store = new RedisLimitStore(client);
+  const quotaKey = uniqueKey('qk');
+  await store.addTokens(quotaKey, 1);
+  const ttl = await client.pttl(`kg:q:${quotaKey}`);
+  assert.ok(ttl > 34.9 * 86_400_000 && ttl <= 35 * 86_400_000, `pttl ${ttl}`);
+  await client.pexpire(`kg:q:${quotaKey}`, 123_456);
+  await store.addTokens(quotaKey, 1);
+  assert.ok((await client.pttl(`kg:q:${quotaKey}`)) <= 123_456, 'a later increment does not extend it');
+  assert.equal(await store.incrementQuota(quotaKey, 5), 7);
+});
+
+test('redis limit store: concurrent admissions from many callers never exceed the burst', async () => {
+  const stores = [new RedisLimitStore(client), new RedisLimitStore(client)];
+  const rateKey = uniqueKey('rk');
+  const now = Date.now();
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => stores[i % 2]!.admit({ rateKey, limitPerMinute: 100, quotaKey: 'q', quotaLimit: 1e9, now })),
+  );
+  assert.equal(results.filter((r) => r.allowed).length, 100);
+});
+
+test('redis limit store: keeps working after the server restarts with an empty script cache', async () => {
+  const local = await startRedis();
+  const c = createRedisClient(local.url, { commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
+  try {
+    assert.equal(await connectWithin(c, 5000), true);
+    const store = new RedisLimitStore(c);
+    const req = { rateKey: uniqueKey('rk'), limitPerMinute: 60, quotaKey: uniqueKey('q'), quotaLimit: 10 };
+    assert.equal((await store.admit(req)).allowed, true);
+    await local.stop();
+    while (c.status === 'ready') await sleep(10);
+    await local.start();
+    assert.equal(await connectWithin(c, 5000), true);
+    assert.equal((await store.admit(req)).remaining, 59, 'fresh server, script loaded again');
+  } finally {
+    await closeRedisClient(c);
+    await local.cleanup();
+  }
+});
