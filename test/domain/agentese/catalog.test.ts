@@ -30,3 +30,10 @@ void test('every catalog holon name is a valid path segment and every relation p
     }
   }
 });
+
+void test('the exported catalog is frozen', () => {
+  assert.ok(Object.isFrozen(CATALOG.contexts.world.holons.house));
+  assert.throws(() => {
+    (CATALOG.contexts.world.holons.house as { description: string }).description = 'changed';
+  }, TypeError);
+});

@@ -92,13 +92,14 @@ void describe('invoke: aspects', () => {
     assert.deepEqual(result.annotations, { span: 'saas_hardening' });
   });
 
-  void test('witness gives a deterministic trace that records phase, sprint and span', () => {
-    const result = resultOf('concept.forest.witness[phase=PLAN][span=s1]', { name: 'kent' });
+  void test('witness gives a deterministic trace that records phase, sprint, span and annotations', () => {
+    const result = resultOf('concept.forest.witness[phase=PLAN][span=s1]@owner=kent', { name: 'kent' });
     assert.match(text(result.trace_id), /^[0-9a-f]{16}$/);
     assert.equal(result.observer, 'kent');
     const events = result.events as JsonObject[];
-    assert.deepEqual(events.map((e) => e.event), ['grasp', 'resolve', 'observe', 'phase', 'span', 'witness']);
-    assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(events.map((e) => e.event), ['grasp', 'resolve', 'observe', 'phase', 'span', 'annotation', 'witness']);
+    assert.equal(events[5]?.detail, 'owner=kent');
+    assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7]);
     assert.notEqual(resultOf('concept.forest.witness', { name: 'kent' }, { a: 1 }).trace_id, result.trace_id);
   });
 

@@ -19,16 +19,27 @@ function returnsOrClientError(fn: () => unknown): boolean {
 }
 
 const grammarChar = fc.constantFrom(...'worldselfconceptvoidtimehouse.[]@=_-019PLANQAtrue:'.split(''));
-const token = fc.oneof(
-  fc.constantFrom(...AGENTESE_CONTEXTS, 'house', 'forest', 'memory', 'manifest', 'renovate', 'sip', ...PHASES, 'true', 'false', '0.5'),
-  fc.string({ unit: grammarChar, maxLength: 12 }),
+const nameChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCXYZ0123456789_-'.split(''));
+const letter = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzQZ'.split(''));
+const name = fc.tuple(letter, fc.string({ unit: nameChar, maxLength: 10 })).map(([first, rest]) => first + rest);
+const garbage = fc.string({ unit: grammarChar, maxLength: 12 });
+const segment = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom('house', 'forest', 'memory', 'justice', 'entropy', 'past', 'manifest', 'renovate', 'sip', 'help') },
+  { weight: 3, arbitrary: name },
+  { weight: 1, arbitrary: garbage },
 );
-const clause = fc.tuple(fc.oneof(fc.constantFrom(...CLAUSE_KEYS), fc.string({ maxLength: 8 })), token)
-  .map(([key, value]) => `[${key}=${value}]`);
-const annotation = fc.tuple(fc.string({ unit: grammarChar, maxLength: 6 }), token).map(([k, v]) => `@${k}=${v}`);
-/** Mostly grammar-shaped strings, so the property reaches deep into the parser, not just position 0. */
-const pathLike = fc.tuple(fc.array(token, { minLength: 1, maxLength: 5 }), fc.array(fc.oneof(clause, annotation), { maxLength: 4 }))
-  .map(([segments, tail]) => `${segments.join('.')}${tail.join('')}`);
+const context = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...AGENTESE_CONTEXTS) }, { weight: 1, arbitrary: segment });
+const value = fc.oneof(
+  fc.constantFrom(...PHASES, 'plan', 'true', 'false', '0', '0.5', '1', '1.5', 'saas_phase9', 'a.b:c'),
+  name,
+  garbage,
+);
+const clause = fc.tuple(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...CLAUSE_KEYS) }, { weight: 1, arbitrary: garbage }), value)
+  .map(([key, v]) => `[${key}=${v}]`);
+const annotation = fc.tuple(fc.oneof(name, garbage), value).map(([k, v]) => `@${k}=${v}`);
+/** Mostly grammar-shaped strings, so the property reaches every branch of the parser, not just position 0. */
+const pathLike = fc.tuple(context, fc.array(segment, { minLength: 0, maxLength: 3 }), fc.array(fc.oneof(clause, annotation), { maxLength: 4 }))
+  .map(([ctx, rest, tail]) => `${[ctx, ...rest].join('.')}${tail.join('')}`);
 
 const anyString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 80 }),
