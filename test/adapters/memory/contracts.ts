@@ -28,7 +28,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
   const req = (rateKey: string, limitPerMinute: number, now: number, quotaKey = uniqueKey('q'), quotaLimit = 1_000_000) =>
     ({ rateKey, limitPerMinute, quotaKey, quotaLimit, now });
 
-  test(`${name}: allows a full minute's worth at once, then refuses with retry-after of one emission interval`, async () => {
+  void test(`${name}: allows a full minute's worth at once, then refuses with retry-after of one emission interval`, async () => {
     const store = await harness.make({});
     const key = uniqueKey('burst');
     for (let i = 0; i < 120; i++) {
@@ -47,7 +47,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal(refused.resetS, 60);
   });
 
-  test(`${name}: tokens refill one per emission interval`, async () => {
+  void test(`${name}: tokens refill one per emission interval`, async () => {
     const store = await harness.make({});
     const key = uniqueKey('refill');
     for (let i = 0; i < 60; i++) assert.equal((await store.admit(req(key, 60, T0))).allowed, true);
@@ -67,7 +67,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal(full.remaining, 59);
   });
 
-  test(`${name}: remaining and reset describe the bucket after the request`, async () => {
+  void test(`${name}: remaining and reset describe the bucket after the request`, async () => {
     const store = await harness.make({});
     const key = uniqueKey('headers');
     const first = await store.admit(req(key, 60, T0));
@@ -83,7 +83,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal(tenth.resetS, 11);
   });
 
-  test(`${name}: a limit that does not divide a minute still allows exactly that many per minute`, async () => {
+  void test(`${name}: a limit that does not divide a minute still allows exactly that many per minute`, async () => {
     const store = await harness.make({});
     const key = uniqueKey('seven');
     for (let i = 0; i < 7; i++) assert.equal((await store.admit(req(key, 7, T0))).allowed, true);
@@ -93,7 +93,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal(refused.retryAfterS, 9);
   });
 
-  test(`${name}: keys are limited independently`, async () => {
+  void test(`${name}: keys are limited independently`, async () => {
     const store = await harness.make({});
     const a = uniqueKey('a');
     const b = uniqueKey('b');
@@ -102,7 +102,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal((await store.admit(req(b, 1, T0))).allowed, true);
   });
 
-  test(`${name}: a quota refusal does not consume a rate-limit token`, async () => {
+  void test(`${name}: a quota refusal does not consume a rate-limit token`, async () => {
     const store = await harness.make({});
     const rateKey = uniqueKey('rk');
     const quotaKey = uniqueKey('quota');
@@ -121,7 +121,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal((await store.admit(req(rateKey, 10, T0, quotaKey, 1000))).reason, 'rate');
   });
 
-  test(`${name}: addTokens accumulates into quotaUsed and the quota refuses at the limit`, async () => {
+  void test(`${name}: addTokens accumulates into quotaUsed and the quota refuses at the limit`, async () => {
     const store = await harness.make({});
     const rateKey = uniqueKey('rk');
     const quotaKey = uniqueKey('quota');
@@ -142,7 +142,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal((await store.admit(req(rateKey, 600, T0, uniqueKey('q0'), 0))).reason, 'quota', 'quota 0 refuses everything');
   });
 
-  test(`${name}: quota counters expire a fixed time after their first increment`, async () => {
+  void test(`${name}: quota counters expire a fixed time after their first increment`, async () => {
     const store = await harness.make({ quotaTtlMs: 300 });
     const quotaKey = uniqueKey('expiring');
     await store.addTokens(quotaKey, 5);
@@ -154,7 +154,7 @@ export function limitStoreContract(name: string, harness: LimitHarness): void {
     assert.equal((await store.admit(req(uniqueKey('rk'), 60, Date.now(), quotaKey))).quotaUsed, 0);
   });
 
-  test(`${name}: invalid limits are rejected as RangeError`, async () => {
+  void test(`${name}: invalid limits are rejected as RangeError`, async () => {
     const store = await harness.make({});
     await assert.rejects(store.admit(req(uniqueKey('x'), 0, T0)), RangeError);
     await assert.rejects(store.admit(req(uniqueKey('x'), Number.NaN, T0)), RangeError);
@@ -178,7 +178,7 @@ const response = (body = TRICKY_BODY): StoredResponse => ({
 });
 
 export function idempotencyStoreContract(name: string, harness: IdempotencyHarness): void {
-  test(`${name}: the first begin starts, a repeat is in progress, another request with the key is a mismatch`, async () => {
+  void test(`${name}: the first begin starts, a repeat is in progress, another request with the key is a mismatch`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     assert.deepEqual(await store.begin(key, 'fp-1', 30), { state: 'started' });
@@ -186,7 +186,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.deepEqual(await store.begin(key, 'fp-2', 30), { state: 'mismatch' });
   });
 
-  test(`${name}: a completed request replays status, headers and a byte-identical body`, async () => {
+  void test(`${name}: a completed request replays status, headers and a byte-identical body`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     assert.equal((await store.begin(key, 'fp-1', 30)).state, 'started');
@@ -201,7 +201,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.deepEqual(await store.begin(key, 'fp-other', 30), { state: 'mismatch' }, 'completed with another fingerprint');
   });
 
-  test(`${name}: an empty body replays as an empty body`, async () => {
+  void test(`${name}: an empty body replays as an empty body`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     await store.begin(key, 'fp', 30);
@@ -209,7 +209,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.deepEqual(await store.begin(key, 'fp', 30), { state: 'replay', response: { status: 204, headers: {}, body: '' } });
   });
 
-  test(`${name}: abandon lets a retry start again but never deletes a stored response`, async () => {
+  void test(`${name}: abandon lets a retry start again but never deletes a stored response`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     await store.begin(key, 'fp', 30);
@@ -221,7 +221,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     await store.abandon(uniqueKey('never-seen'));
   });
 
-  test(`${name}: a lock expires after its TTL and a stored response after its TTL`, async () => {
+  void test(`${name}: a lock expires after its TTL and a stored response after its TTL`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     await store.begin(key, 'fp', 0.2);
@@ -233,7 +233,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.deepEqual(await store.begin(key, 'fp', 30), { state: 'started' });
   });
 
-  test(`${name}: complete does not overwrite a key taken over by a different request`, async () => {
+  void test(`${name}: complete does not overwrite a key taken over by a different request`, async () => {
     const store = await harness.make();
     const key = uniqueKey('idem');
     await store.begin(key, 'fp-slow', 0.2);
@@ -243,7 +243,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.deepEqual(await store.begin(key, 'fp-new', 30), { state: 'in_progress' });
   });
 
-  test(`${name}: 50 concurrent begins with one key start exactly once`, async () => {
+  void test(`${name}: 50 concurrent begins with one key start exactly once`, async () => {
     const store = await harness.make();
     const key = uniqueKey('race');
     const results = await Promise.all(Array.from({ length: 50 }, () => store.begin(key, 'fp', 30)));
@@ -252,7 +252,7 @@ export function idempotencyStoreContract(name: string, harness: IdempotencyHarne
     assert.equal(states.filter((s) => s === 'in_progress').length, 49);
   });
 
-  test(`${name}: invalid TTLs are rejected as RangeError`, async () => {
+  void test(`${name}: invalid TTLs are rejected as RangeError`, async () => {
     const store = await harness.make();
     await assert.rejects(store.begin(uniqueKey('idem'), 'fp', 0), RangeError);
     await assert.rejects(store.complete(uniqueKey('idem'), 'fp', response('{}'), Number.NaN), RangeError);

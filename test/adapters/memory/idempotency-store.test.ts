@@ -21,7 +21,7 @@ idempotencyStoreContract('memory idempotency store', {
   },
 });
 
-test('memory idempotency store: holds at most maxEntries records', async () => {
+void test('memory idempotency store: holds at most maxEntries records', async () => {
   const store = new MemoryIdempotencyStore({ maxEntries: 500 });
   stores.push(store);
   for (let i = 0; i < 5000; i++) await store.begin(`key-${i}`, 'fp', 60);
@@ -31,7 +31,7 @@ test('memory idempotency store: holds at most maxEntries records', async () => {
   assert.equal((await store.begin('key-0', 'fp', 60)).state, 'started');
 });
 
-test('memory idempotency store: stored responses are capped by bytes', async () => {
+void test('memory idempotency store: stored responses are capped by bytes', async () => {
   const store = new MemoryIdempotencyStore({ maxBytes: 1024 * 1024 });
   stores.push(store);
   const body = 'b'.repeat(64 * 1024);
@@ -44,7 +44,7 @@ test('memory idempotency store: stored responses are capped by bytes', async () 
   assert.equal((await store.begin('big-99', 'fp', 60)).state, 'replay');
 });
 
-test('memory idempotency store: the periodic sweep drops expired records', async () => {
+void test('memory idempotency store: the periodic sweep drops expired records', async () => {
   const store = new MemoryIdempotencyStore({ sweepIntervalMs: 20 });
   stores.push(store);
   await store.begin('short', 'fp', 0.01);

@@ -23,7 +23,7 @@ limitStoreContract('memory limit store', {
   },
 });
 
-test('memory limit store: holds at most maxEntries rate buckets, evicting the least recently used', async () => {
+void test('memory limit store: holds at most maxEntries rate buckets, evicting the least recently used', async () => {
   const store = new MemoryLimitStore({ maxEntries: 1000 });
   stores.push(store);
   const now = Date.now();
@@ -37,14 +37,14 @@ test('memory limit store: holds at most maxEntries rate buckets, evicting the le
   assert.equal((await store.admit({ rateKey: first, limitPerMinute: 1, quotaKey: 'q', quotaLimit: 10, now })).allowed, true);
 });
 
-test('memory limit store: holds at most maxEntries quota counters', async () => {
+void test('memory limit store: holds at most maxEntries quota counters', async () => {
   const store = new MemoryLimitStore({ maxEntries: 100 });
   stores.push(store);
   for (let i = 0; i < 1000; i++) await store.addTokens(`tenant-${i}:2026-11`, 1);
   assert.ok(store.size.quotas <= 100);
 });
 
-test('memory limit store: a full store drops expired buckets before live ones', () => {
+void test('memory limit store: a full store drops expired buckets before live ones', () => {
   let now = 1_000_000;
   const store = new MemoryLimitStore({ maxEntries: 10, clock: () => now });
   stores.push(store);
@@ -58,7 +58,7 @@ test('memory limit store: a full store drops expired buckets before live ones', 
   }
 });
 
-test('memory limit store: the periodic sweep drops expired buckets', async () => {
+void test('memory limit store: the periodic sweep drops expired buckets', async () => {
   const store = new MemoryLimitStore({ sweepIntervalMs: 20 });
   stores.push(store);
   store.admitSync({ rateKey: 'short', limitPerMinute: 6000, quotaKey: 'q', quotaLimit: 10 });
@@ -67,7 +67,7 @@ test('memory limit store: the periodic sweep drops expired buckets', async () =>
   assert.equal(store.size.rates, 0);
 });
 
-test('memory limit store: observed quota usage from Redis raises the local counter, never lowers it', async () => {
+void test('memory limit store: observed quota usage from Redis raises the local counter, never lowers it', async () => {
   const store = new MemoryLimitStore();
   stores.push(store);
   const quotaKey = uniqueKey('observed');
@@ -79,7 +79,7 @@ test('memory limit store: observed quota usage from Redis raises the local count
   assert.equal(a.reason, 'quota');
 });
 
-test('bounded map: byte cap evicts the least recently written entries', () => {
+void test('bounded map: byte cap evicts the least recently written entries', () => {
   const map = new BoundedTtlMap<string>({ maxEntries: 100, maxBytes: 100, sizeOf: (_k, v) => v.length });
   for (let i = 0; i < 20; i++) map.set(`k${i}`, 'x'.repeat(10), Number.POSITIVE_INFINITY, 0);
   assert.ok(map.bytes <= 100);
@@ -91,7 +91,7 @@ test('bounded map: byte cap evicts the least recently written entries', () => {
   assert.equal(map.bytes, 91, 'replacing an entry replaces its size');
 });
 
-test('bounded map: entries read after their expiry are gone', () => {
+void test('bounded map: entries read after their expiry are gone', () => {
   const map = new BoundedTtlMap<number>({ maxEntries: 10 });
   map.set('a', 1, 100, 0);
   assert.equal(map.get('a', 99), 1);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { closeRedisClient, connectWithin, createRedisClient, reconnectDelayMs, redactRedisUrl, redactSecrets } from '../../../src/adapters/redis/client.js';
 import { startRedis } from '../../harness/servers.js';
 
-test('redis client: a command while disconnected fails at once instead of queueing', async () => {
+void test('redis client: a command while disconnected fails at once instead of queueing', async () => {
   const redis = await startRedis();
   const port = redis.port;
   await redis.cleanup();
@@ -14,13 +14,13 @@ test('redis client: a command while disconnected fails at once instead of queuei
     assert.ok(Date.now() - started < 1000);
     const t0 = Date.now();
     await assert.rejects(client.get('x'), /enableOfflineQueue|Connection is closed/);
-    assert.ok(Date.now() - t0 < 50, `failed after ${Date.now() - t0} ms`);
+    assert.ok(Date.now() - t0 < 100, `failed after ${Date.now() - t0} ms`);
   } finally {
     await closeRedisClient(client);
   }
 });
 
-test('redis client: a command to a hung server fails after the command timeout', async () => {
+void test('redis client: a command to a hung server fails after the command timeout', async () => {
   const redis = await startRedis();
   const client = createRedisClient(redis.url, { commandTimeoutMs: 150 });
   try {
@@ -37,7 +37,7 @@ test('redis client: a command to a hung server fails after the command timeout',
   }
 });
 
-test('redis client: keeps reconnecting after a failed first connect and becomes ready when the server appears', async () => {
+void test('redis client: keeps reconnecting after a failed first connect and becomes ready when the server appears', async () => {
   const redis = await startRedis();
   await redis.stop();
   const client = createRedisClient(redis.url, { commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
@@ -52,12 +52,12 @@ test('redis client: keeps reconnecting after a failed first connect and becomes 
   }
 });
 
-test('redis client: reconnect backoff grows by 100 ms and is capped', () => {
+void test('redis client: reconnect backoff grows by 100 ms and is capped', () => {
   assert.deepEqual([1, 2, 5, 20, 1000].map((n) => reconnectDelayMs(n)), [100, 200, 500, 2000, 2000]);
   assert.equal(reconnectDelayMs(3, 250), 250);
 });
 
-test('redis client: passwords are redacted from URLs and messages', () => {
+void test('redis client: passwords are redacted from URLs and messages', () => {
   assert.equal(redactRedisUrl('redis://user:s3cret@cache:6379/0'), 'redis://user:***@cache:6379/0');
   assert.equal(redactRedisUrl('rediss://:s3cret@cache:6380'), 'rediss://:***@cache:6380');
   assert.equal(redactRedisUrl('redis://cache:6379'), 'redis://cache:6379');

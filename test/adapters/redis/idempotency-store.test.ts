@@ -26,7 +26,7 @@ idempotencyStoreContract('redis idempotency store', {
   advance: (ms) => sleep(ms),
 });
 
-test('redis idempotency store: records are hashes under kg:idem: with the lock TTL, then the response TTL', async () => {
+void test('redis idempotency store: records are hashes under kg:idem: with the lock TTL, then the response TTL', async () => {
   const store = new RedisIdempotencyStore(client);
   const key = uniqueKey('tenant-a:idem');
   await store.begin(key, 'fp', 30);
@@ -41,7 +41,7 @@ test('redis idempotency store: records are hashes under kg:idem: with the lock T
   assert.ok((await client.pttl(`kg:idem:${key}`)) > 86_399_000);
 });
 
-test('redis idempotency store: concurrent begins from separate connections start exactly once', async () => {
+void test('redis idempotency store: concurrent begins from separate connections start exactly once', async () => {
   const clients = Array.from({ length: 5 }, () => createRedisClient(redis.url, { commandTimeoutMs: 1000 }));
   try {
     for (const c of clients) assert.equal(await connectWithin(c, 5000), true);

@@ -32,7 +32,7 @@ async function evalCalls(): Promise<number> {
   return calls('evalsha') + calls('eval');
 }
 
-test('redis limit store: one script call per admission, with keys under kg:rl: and kg:q:', async () => {
+void test('redis limit store: one script call per admission, with keys under kg:rl: and kg:q:', async () => {
   const store = new RedisLimitStore(client);
   const rateKey = uniqueKey('rk');
   const quotaKey = uniqueKey('qk');
@@ -48,7 +48,7 @@ test('redis limit store: one script call per admission, with keys under kg:rl: a
   assert.equal(await client.get(`kg:q:${quotaKey}`), '3');
 });
 
-test('redis limit store: the quota counter gets its ~35 day expiry once, on the first increment', async () => {
+void test('redis limit store: the quota counter gets its ~35 day expiry once, on the first increment', async () => {
   const store = new RedisLimitStore(client);
   const quotaKey = uniqueKey('qk');
   await store.addTokens(quotaKey, 1);
@@ -60,7 +60,7 @@ test('redis limit store: the quota counter gets its ~35 day expiry once, on the 
   assert.equal(await store.incrementQuota(quotaKey, 5), 7);
 });
 
-test('redis limit store: concurrent admissions from many callers never exceed the burst', async () => {
+void test('redis limit store: concurrent admissions from many callers never exceed the burst', async () => {
   const stores = [new RedisLimitStore(client), new RedisLimitStore(client)];
   const rateKey = uniqueKey('rk');
   const now = Date.now();
@@ -70,7 +70,7 @@ test('redis limit store: concurrent admissions from many callers never exceed th
   assert.equal(results.filter((r) => r.allowed).length, 100);
 });
 
-test('redis limit store: keeps working after the server restarts with an empty script cache', async () => {
+void test('redis limit store: keeps working after the server restarts with an empty script cache', async () => {
   const local = await startRedis();
   const c = createRedisClient(local.url, { commandTimeoutMs: 500, maxReconnectDelayMs: 200 });
   try {

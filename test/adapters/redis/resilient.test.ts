@@ -19,7 +19,7 @@ const admission = (rateKey: string, quotaKey = uniqueKey('q')) => ({ rateKey, li
 
 const fastOptions = { commandTimeoutMs: 150, probeIntervalMs: 200, maxReconnectDelayMs: 200, connectDeadlineMs: 3000 };
 
-test('resilient stores: without a Redis URL they run on memory with status disabled', async () => {
+void test('resilient stores: without a Redis URL they run on memory with status disabled', async () => {
   const backends = await createLimitBackends({ redisUrl: '' });
   try {
     assert.equal(backends.limits.mode, 'memory');
@@ -34,7 +34,7 @@ test('resilient stores: without a Redis URL they run on memory with status disab
   }
 });
 
-test('resilient stores: Redis stopped mid-test → calls succeed from memory → Redis back on the same port → redis mode again by itself', async () => {
+void test('resilient stores: Redis stopped mid-test → calls succeed from memory → Redis back on the same port → redis mode again by itself', async () => {
   const redis = await startRedis();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions });
   const transitions: RedisBackendStatus[] = [];
@@ -79,7 +79,7 @@ test('resilient stores: Redis stopped mid-test → calls succeed from memory →
   }
 });
 
-test('resilient stores: a hung (SIGSTOPped) Redis costs one call the command timeout, later calls go straight to memory', async () => {
+void test('resilient stores: a hung (SIGSTOPped) Redis costs one call the command timeout, later calls go straight to memory, and SIGCONT brings redis mode back', async () => {
   const redis = await startRedis();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions });
   try {
@@ -91,13 +91,14 @@ test('resilient stores: a hung (SIGSTOPped) Redis costs one call the command tim
     assert.equal(first.allowed, true);
     assert.ok(firstMs >= 140 && firstMs < 150 + 150, `first call took ${firstMs} ms (timeout 150)`);
     assert.equal(backends.limits.mode, 'memory');
+    assert.match(backends.status().last_error ?? '', /timed out/);
     const t1 = Date.now();
     for (let i = 0; i < 20; i++) await backends.limits.admit(admission(uniqueKey('rk')));
     assert.equal((await backends.idempotency.begin(uniqueKey('k'), 'fp', 10)).state, 'started');
-    assert.ok(Date.now() - t1 < 50, `21 calls in memory mode took ${Date.now() - t1} ms`);
-    await sleep(500);
+    assert.ok(Date.now() - t1 < 100, `21 calls in memory mode took ${Date.now() - t1} ms`);
+    await sleep(1000);
     assert.equal(backends.limits.mode, 'memory', 'probes time out while the server is stopped');
-    assert.match(backends.status().last_error ?? '', /timed out/);
+    assert.ok(backends.failover.reconnectsForced >= 1, 'the silent connection was replaced');
 
     redis.resume();
     await waitFor('back to redis mode after SIGCONT', () => backends.limits.mode === 'redis', 3000);
@@ -108,7 +109,7 @@ test('resilient stores: a hung (SIGSTOPped) Redis costs one call the command tim
   }
 });
 
-test('resilient stores: a Redis that is down at startup is used once it comes up', async () => {
+void test('resilient stores: a Redis that is down at startup is used once it comes up', async () => {
   const redis = await startRedis();
   await redis.stop();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions, connectDeadlineMs: 300 });
@@ -124,7 +125,7 @@ test('resilient stores: a Redis that is down at startup is used once it comes up
   }
 });
 
-test('resilient stores: tokens counted during an outage are added to Redis on recovery', async () => {
+void test('resilient stores: tokens counted during an outage are added to Redis on recovery', async () => {
   const redis = await startRedis();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions });
   const raw = createRedisClient(redis.url, { commandTimeoutMs: 1000 });
@@ -155,7 +156,7 @@ test('resilient stores: tokens counted during an outage are added to Redis on re
   }
 });
 
-test('resilient stores: a request begun in memory during an outage and completed after recovery is replayable from Redis', async () => {
+void test('resilient stores: a request begun in memory during an outage and completed after recovery is replayable from Redis', async () => {
   const redis = await startRedis();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions });
   try {
@@ -178,7 +179,7 @@ test('resilient stores: a request begun in memory during an outage and completed
   }
 });
 
-test('resilient stores: caller mistakes are rethrown and do not switch to memory', async () => {
+void test('resilient stores: caller mistakes are rethrown and do not switch to memory', async () => {
   const redis = await startRedis();
   let backends: LimitBackends | undefined;
   try {
@@ -192,7 +193,7 @@ test('resilient stores: caller mistakes are rethrown and do not switch to memory
   }
 });
 
-test('resilient stores: 50 concurrent begins with one key start once, in redis mode and in memory mode', async () => {
+void test('resilient stores: 50 concurrent begins with one key start once, in redis mode and in memory mode', async () => {
   const redis = await startRedis();
   const backends = await createLimitBackends({ redisUrl: redis.url, ...fastOptions });
   try {
