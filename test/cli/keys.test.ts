@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FileKeyStore } from '../../src/adapters/file/key-store.js';
@@ -142,6 +143,21 @@ void describe('kgents keys/tenants against NATS', () => {
     assert.equal(created.code, 0);
     assert.equal(created.stderr, '', 'nothing on stderr when NATS is used');
     assert.ok(created.ms < 5000, `CLI took ${created.ms} ms to exit`);
+  });
+
+  void test('with NATS_URLS empty it uses the nats-server a running kgents serve recorded in DATA_DIR', async () => {
+    const dir = tempDir('kgents-cli-embedded-');
+    try {
+      writeFileSync(join(dir.dir, 'embedded.json'), JSON.stringify({ pid: process.pid, nats_url: server.url }));
+      const created = parseOne<CreatedKey>(await kgents(['keys', 'create', '--tenant', 'embedded', '--json'], { NATS_URLS: '', DATA_DIR: dir.dir }));
+      await waitFor('key on the service', () => service.getKey(created.prefix) !== undefined, 2000);
+      const run = await kgents(['tenants', 'list'], { NATS_URLS: '', DATA_DIR: dir.dir });
+      assert.match(run.stderr, /nats-server of the running kgents serve/);
+      assert.match(run.stdout, /embedded/);
+      assert.equal(existsSync(join(dir.dir, 'keys.json')), false, 'the file store was not used');
+    } finally {
+      dir.remove();
+    }
   });
 });
 

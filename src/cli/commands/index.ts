@@ -1,4 +1,7 @@
 import type { Command } from '../command.js';
+import { keysCommand } from './keys.js';
+import { serveCommand } from './serve.js';
+import { tenantsCommand } from './tenants.js';
 
 /** Every subcommand, in help order. */
-export const commands: readonly Command[] = [];
+export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand];

@@ -40,7 +40,7 @@ void describe('NatsKvKeyStore on one nats-server', () => {
     const tenant = makeTenant('acme', 'pro');
     await store.putTenant(tenant);
     const first = makeKey('acme', ['read']);
-    const second = makeKey('acme', ['read', 'write', 'admin']);
+    const second = { ...makeKey('acme', ['read', 'write', 'admin']), created_at: new Date(Date.now() + 1000).toISOString() };
     await store.putKey(record(first));
     await store.putKey(record(second));
 
@@ -152,16 +152,23 @@ void describe('NatsKvKeyStore on one nats-server', () => {
     assert.ok(!b.listKeys().some((k) => k.prefix === key.prefix));
   });
 
-  void test('the watch survives its consumer being deleted on the server', async () => {
+  void test('a watch whose consumer is deleted on the server (connection still up) is re-created within seconds', async () => {
     const a = await openStore();
-    const b = await openStore();
+    const logger = captureLogger();
+    const b = await openStore({ logger });
     const jsm = await jetstreamManager(connections[0]!.nc);
     for await (const ci of jsm.consumers.list(`KV_${KEYS_BUCKET}`)) {
       await jsm.consumers.delete(`KV_${KEYS_BUCKET}`, ci.name);
     }
     const key = makeKey('acme');
     await a.putKey(record(key));
-    await waitFor('key on b after its consumer was deleted', () => b.getKey(key.prefix) !== undefined, 15_000, 10);
+    const elapsed = await waitFor('key on b after its consumer was deleted', () => b.getKey(key.prefix) !== undefined, 10_000, 10);
+    console.log(`watch with a deleted consumer recovered after ${elapsed.toFixed(0)} ms`);
+    assert.ok(logger.warnings.some((w) => /stalled/.test(w.message)), 'the stall detector noticed');
+    // and it keeps following afterwards
+    const next = makeKey('acme');
+    await a.putKey(record(next));
+    await waitFor('next key on b', () => b.getKey(next.prefix) !== undefined, 1000, 2);
   });
 
   void test('buckets are created with file storage and the configured history', async () => {
