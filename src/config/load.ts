@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CONFIG_VARS, type ConfigVarName } from './schema.js';
 
 type Parsed<N extends ConfigVarName> = z.output<(typeof CONFIG_VARS)[N]['schema']>;

@@ -79,7 +79,12 @@ export class ManagedProcess {
     const child = this.child;
     if (!child || !this.running) return;
     child.kill('SIGTERM');
-    const done = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    const timer = new AbortController();
+    const done = await Promise.race([
+      this.exited.then(() => true),
+      sleep(graceMs, false, { signal: timer.signal }).catch(() => false),
+    ]);
+    timer.abort();
     if (!done) {
       child.kill('SIGKILL');
       await this.exited;
