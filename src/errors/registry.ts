@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The Content-Type is not application/json.' },
   ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The route exists but not for this HTTP method.' },
+  ERR_METERING_UNAVAILABLE: { status: 503, summary: 'Usage cannot be recorded durably right now (event bus down and fallback queue full); the call was not performed. Retry after Retry-After.' },
+  ERR_WEBHOOK_SIGNATURE: { status: 400, summary: 'The Stripe-Signature header is missing, malformed, too old, or does not match the payload.' },
+  ERR_WEBHOOK_UNAVAILABLE: { status: 503, summary: 'The webhook could not be recorded durably (or is being processed by another instance); Stripe retries it.' },
   ERR_SERVICE_UNAVAILABLE: { status: 503, summary: 'The instance is shutting down or overloaded; retry on another instance after Retry-After.' },
   ERR_INTERNAL: { status: 500, summary: 'An unexpected server error; the request id identifies it in the logs.' },
 } as const satisfies Record<string, { status: number; summary: string }>;

@@ -1,0 +1,40 @@
+import type { UsageEvent } from './usage-event.js';
+
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+/** Where a billable request's usage event goes. Resolves once the event is durable (per METERING_MODE). */
+export interface UsageMeter {
+  record(event: UsageEvent): Promise<RecordOutcome>;
+}
+
+export type RecordOutcome = 'published' | 'queued' | 'buffered';
+
+/** Thrown by UsageMeter.record when the event cannot be made durable: the request must not be served. */
+export class MeteringUnavailableError extends Error {
+  constructor(message: string, readonly retryAfterS: number) {
+    super(message);
+    this.name = 'MeteringUnavailableError';
+  }
+}
+
+/** The metering pipeline's state for /health/saas and metrics. */
+export interface MeterStatus {
+  readonly circuit: CircuitState;
+  readonly fallback_queue_depth: number;
+  readonly fallback_queue_bytes: number;
+  readonly fallback_queue_oldest_age_s: number;
+}
+
+/** Aggregated usage for GET /v1/usage. */
+export interface UsageQuery {
+  aggregate(req: { tenant: string; from: Date; to: Date; groupBy: 'type' | 'path' | 'day' }): Promise<UsageAggregate>;
+}
+
+export interface UsageAggregate {
+  readonly tenant: string;
+  readonly from: string;
+  readonly to: string;
+  readonly group_by: 'type' | 'path' | 'day';
+  readonly total: { readonly events: number; readonly tokens: number };
+  readonly groups: readonly { readonly key: string; readonly events: number; readonly tokens: number }[];
+}
