@@ -1,0 +1,36 @@
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from './connection.js';
+import { USAGE_STREAM } from './streams.js';
+
+export interface PublishAck {
+  readonly seq: number;
+  readonly duplicate: boolean;
+}
+
+/** Publishes usage events to JetStream with the event id as Nats-Msg-Id, and probes the stream. */
+export class JetStreamUsagePublisher {
+  private readonly js: JetStreamClient;
+
+  constructor(private readonly connection: NatsConnection, private readonly timeoutMs: number) {
+    this.js = jetstream(connection.nc, { timeout: timeoutMs });
+  }
+
+  get connected(): boolean {
+    return this.connection.isUp;
+  }
+
+  /**
+   * Concurrent calls share the connection's write buffer and flush, so a burst of requests costs one
+   * round trip on the wire rather than one each: the group commit on the JetStream side.
+   */
+  async publish(subject: string, payload: Uint8Array, msgId: string): Promise<PublishAck> {
+    const ack = await this.js.publish(subject, payload, { msgID: msgId, timeout: this.timeoutMs, expect: { streamName: USAGE_STREAM } });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /** A cheap JetStream round trip that only succeeds when the USAGE stream has a leader. */
+  async probe(): Promise<void> {
+    const jsm = await jetstreamManager(this.connection.nc, { timeout: this.timeoutMs });
+    await jsm.streams.info(USAGE_STREAM);
+  }
+}
