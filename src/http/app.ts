@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
 import type { IdempotencyStore, LimitStore } from '../domain/limits/ports.js';
+import type { UsageMeter } from '../domain/metering/ports.js';
 import type { KeyStore } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import { loggerOptions } from '../observability/logger.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   readonly keys: KeyStore;
   readonly limits: LimitStore;
   readonly idempotency: IdempotencyStore;
+  /** Usage events for billable calls (see src/domain/metering). */
+  readonly meter?: UsageMeter;
   readonly health?: HealthRegistry;
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
@@ -125,7 +128,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   });
 
   healthRoutes(app, { version, lifecycle, health, metrics });
-  agenteseRoutes(app, { limits: deps.limits, metrics });
+  agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
   return app;
 }
 

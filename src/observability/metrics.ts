@@ -77,10 +77,63 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  readonly usageEvents = new Counter({
+    name: 'kgents_usage_events_total',
+    help: 'Usage events of billable calls, by outcome: published (JetStream acked), queued (fsynced to the fallback queue), buffered (async mode), refused (could not be made durable; the call got 503).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly circuitState = new Gauge({
+    name: 'kgents_circuit_state',
+    help: 'Event-bus circuit breaker: 0 closed, 1 half-open, 2 open.',
+    registers: [this.registry],
+  });
+
+  readonly circuitTransitions = new Counter({
+    name: 'kgents_circuit_transitions_total',
+    help: 'Circuit breaker transitions, by the state entered.',
+    labelNames: ['to'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fallbackDrained = new Counter({
+    name: 'kgents_fallback_queue_drained_total',
+    help: 'Usage events published back to JetStream from the fallback queue.',
+    registers: [this.registry],
+  });
+
+  readonly fallbackDrainDuplicates = new Counter({
+    name: 'kgents_fallback_queue_drain_duplicates_total',
+    help: 'Drained events JetStream reported as duplicates (their first publish had landed after all).',
+    registers: [this.registry],
+  });
+
+  readonly usageUndeliverable = new Counter({
+    name: 'kgents_usage_undeliverable_total',
+    help: 'Usage events that could not be delivered at all, by reason (malformed queue record, async buffer lost). Should stay 0.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(version: string, instance: string) {
     this.registry.setDefaultLabels({ instance });
     collectDefaultMetrics({ register: this.registry, prefix: 'kgents_' });
     this.buildInfo.set({ version, node: process.version }, 1);
+  }
+
+  /** Queue gauges read the meter's state at scrape time rather than being pushed on every change. */
+  observeMeter(status: () => { circuit: string; fallback_queue_depth: number; fallback_queue_bytes: number; fallback_queue_oldest_age_s: number }): void {
+    const reg = this.registry;
+    new Gauge({ name: 'kgents_fallback_queue_depth', help: 'Usage events waiting in the on-disk fallback queue.', registers: [reg], collect() {
+      this.set(status().fallback_queue_depth);
+    } });
+    new Gauge({ name: 'kgents_fallback_queue_bytes', help: 'Bytes waiting in the on-disk fallback queue.', registers: [reg], collect() {
+      this.set(status().fallback_queue_bytes);
+    } });
+    new Gauge({ name: 'kgents_fallback_queue_oldest_age_seconds', help: 'Age of the oldest undrained event; alert before it nears USAGE_DUPLICATE_WINDOW_S.', registers: [reg], collect() {
+      this.set(status().fallback_queue_oldest_age_s);
+    } });
   }
 
   setMode(component: string, active: string, all: readonly string[]): void {

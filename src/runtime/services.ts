@@ -1,5 +1,12 @@
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { FastifyBaseLogger } from 'fastify';
+import { FallbackQueue, type QueuePosition } from '../adapters/disk/index.js';
 import { connectNats, redactUrl, type NatsConnection } from '../adapters/nats/connection.js';
+import { ensureStreams } from '../adapters/nats/streams.js';
+import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
+import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
+import { DurableMeter } from '../domain/metering/durable-meter.js';
 import { openKeyStore } from '../adapters/nats/key-store-factory.js';
 import { createLimitBackends, type LimitBackends } from '../adapters/redis/resilient.js';
 import type { Config } from '../config/load.js';
@@ -13,6 +20,7 @@ export interface Services {
   readonly keys: KeyStore;
   readonly limits: LimitBackends;
   readonly nats: NatsConnection | undefined;
+  readonly meter: DurableMeter<QueuePosition>;
   readonly health: HealthRegistry;
   readonly embedded: EmbeddedServices;
   /** Which backend each dependency runs on, for the start-up banner. */
@@ -28,7 +36,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
   const wantEmbedded = config.EMBEDDED_SERVICES === 'auto';
   const embedded = await startEmbedded({
     dataDir: config.DATA_DIR,
-    nats: wantEmbedded && config.NATS_URLS.length === 0 && config.KEY_STORE !== 'file',
+    nats: wantEmbedded && config.NATS_URLS.length === 0,
     redis: wantEmbedded && config.REDIS_URL === undefined,
   });
   for (const note of embedded.notes) log.info(note);
@@ -48,7 +56,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
 
   try {
     let nats: NatsConnection | undefined;
-    if (natsUrls.length > 0 && config.KEY_STORE !== 'file') {
+    if (natsUrls.length > 0) {
       nats = await connectNats(natsUrls, { name: `kgents-api ${config.INSTANCE_ID}`, timeoutMs: config.NATS_CONNECT_TIMEOUT_MS });
       const conn = nats;
       const stopFollowing = conn.onStatusChange((h) => {
@@ -63,6 +71,17 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       });
       log.info({ servers: natsUrls.map(redactUrl) }, 'connected to NATS');
     }
+
+    if (nats) {
+      const jsm = await jetstreamManager(nats.nc);
+      const streams = await ensureStreams(jsm, {
+        replicas: config.NATS_REPLICAS, usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S, usageRetentionDays: config.USAGE_RETENTION_DAYS,
+      });
+      log.info({ streams: streams.map((r) => `${r.name}:${r.action}`) }, 'JetStream streams ready');
+    }
+
+    const meter = await openMeter(config, nats, log, metrics);
+    opened.push(() => meter.close());
 
     const keys = await openKeyStore(config, {
       ...(nats && { natsConnection: nats }),
@@ -90,9 +109,15 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
 
     const health = new HealthRegistry();
     health.register('nats', () => {
-      if (!nats) return { status: 'disabled', mode: 'fallback', circuit: 'open', fallback_queue_depth: 0, detail: 'no NATS configured or installed' };
+      const m = meter.meter.status();
+      const queue = { circuit: m.circuit, fallback_queue_depth: m.fallback_queue_depth, fallback_queue_oldest_age_s: Math.round(m.fallback_queue_oldest_age_s) };
+      if (!nats) return { status: 'disabled', mode: 'fallback', ...queue, detail: 'no NATS configured or installed: usage events wait in the fallback queue' };
       const h = nats.health();
-      return { status: h.status, mode: h.status === 'ok' ? 'jetstream' : 'fallback', circuit: h.status === 'ok' ? 'closed' : 'open', fallback_queue_depth: 0, since: h.since, ...(h.last_error && { last_error: h.last_error }) };
+      const working = h.status === 'ok' && m.circuit === 'closed';
+      return {
+        status: working ? 'ok' : 'down', mode: m.circuit === 'closed' ? 'jetstream' : 'fallback', ...queue, connection: h.status,
+        ...(m.circuit !== 'closed' && { last_failure: meter.meter.breaker.lastFailure }), ...(h.last_error && { last_error: h.last_error }),
+      };
     });
     health.register('redis', () => ({ ...limits.status() }));
     health.register('key_store', () => ({
@@ -104,7 +129,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (!nats) metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
 
     return {
-      keys, limits, nats, health, embedded,
+      keys, limits, nats, health, embedded, meter: meter.meter,
       summary: {
         nats: nats ? `jetstream (${natsUrls.map(redactUrl).join(', ')})` : 'none: fallbacks',
         redis: limits.status().mode === 'redis' ? 'redis' : `memory (${limits.status().status})`,
@@ -116,4 +141,58 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The metering pipeline: breaker, JetStream publisher, on-disk fallback queue and its drainer. The
+ * queue opens even without NATS, so usage is never dropped: it waits on disk for a bus.
+ */
+async function openMeter(config: Config, nats: NatsConnection | undefined, log: FastifyBaseLogger, metrics: ApiMetrics): Promise<{ meter: DurableMeter<QueuePosition>; close(): Promise<void> }> {
+  const queue = await FallbackQueue.open(join(config.DATA_DIR, 'fallback-queue'), {
+    maxBytes: config.FALLBACK_QUEUE_MAX_BYTES,
+    lingerMs: config.METERING_LINGER_MS,
+    logger: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
+  });
+  const breaker = new CircuitBreaker({
+    failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
+    resetTimeoutMs: config.BREAKER_RESET_TIMEOUT_MS,
+    successThreshold: config.BREAKER_SUCCESS_THRESHOLD,
+  });
+  const stateValue = { closed: 0, half_open: 1, open: 2 } as const;
+  breaker.onTransition((t) => {
+    metrics.circuitState.set(stateValue[t.to]);
+    metrics.circuitTransitions.inc({ to: t.to });
+    metrics.setMode('nats', t.to === 'closed' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
+    const fields = { component: 'metering', from: t.from, to: t.to, reason: t.reason, fallback_queue_depth: queue.depth };
+    if (t.to === 'closed') log.info(fields, 'circuit breaker closed: usage events go to JetStream');
+    else log.warn(fields, t.to === 'open' ? 'circuit breaker opened: usage events go to the fallback queue' : 'circuit breaker half-open: probing JetStream');
+  });
+  const publisher = nats ? new JetStreamUsagePublisher(nats, config.PUBLISH_TIMEOUT_MS) : undefined;
+  const meter = new DurableMeter(publisher, queue, breaker, { mode: config.METERING_MODE }, {
+    onRecorded: (outcome) => metrics.usageEvents.inc({ outcome }),
+    onDrained: (events, duplicates) => {
+      metrics.fallbackDrained.inc(events);
+      if (duplicates > 0) metrics.fallbackDrainDuplicates.inc(duplicates);
+    },
+    onUndeliverable: (reason) => metrics.usageUndeliverable.inc({ reason }),
+    log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m), info: (f, m) => log.info(f, m) },
+  });
+  metrics.circuitState.set(stateValue[breaker.state]);
+  metrics.observeMeter(() => meter.status());
+  // The connection's own events move the breaker faster than counting failed publishes would.
+  const stopFollowing = nats?.onStatusChange((h) => {
+    if (h.status === 'down') breaker.trip(`NATS connection lost${h.last_error ? `: ${h.last_error}` : ''}`);
+    else breaker.forceProbe('NATS connection restored');
+  });
+  if (queue.depth > 0) log.warn({ fallback_queue_depth: queue.depth }, 'fallback queue holds usage events from an earlier run; draining them');
+  meter.start();
+  return {
+    meter,
+    close: async () => {
+      stopFollowing?.();
+      await meter.stop();
+      breaker.close();
+      await queue.close();
+    },
+  };
 }

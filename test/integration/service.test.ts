@@ -27,7 +27,7 @@ async function instance(name: string, env: Partial<Record<ConfigVarName, string>
   const metrics = new ApiMetrics('test', name);
   const services = await startServices(config, log, metrics);
   const app = buildApp(config, {
-    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency,
+    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
     health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
   });
   await app.ready();

@@ -17,6 +17,8 @@ export const tenantSchema = z.object({
   tier: z.enum(TIERS),
   subscription_status: z.enum(SUBSCRIPTION_STATUSES),
   stripe_customer_id: z.string().min(1).max(255).optional(),
+  stripe_subscription_id: z.string().min(1).max(255).optional(),
+  stripe_event_at: z.number().int().nonnegative().optional(),
   created_at: timestamp,
   updated_at: timestamp,
 });

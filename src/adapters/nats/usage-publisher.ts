@@ -1,6 +1,8 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from './connection.js';
-import { USAGE_STREAM } from './streams.js';
+import type { EventPublisher } from '../../domain/metering/ports.js';
+import type { UsageEvent } from '../../domain/metering/usage-event.js';
+import { USAGE_STREAM, usageSubject } from './streams.js';
 
 export interface PublishAck {
   readonly seq: number;
@@ -8,7 +10,7 @@ export interface PublishAck {
 }
 
 /** Publishes usage events to JetStream with the event id as Nats-Msg-Id, and probes the stream. */
-export class JetStreamUsagePublisher {
+export class JetStreamUsagePublisher implements EventPublisher {
   private readonly js: JetStreamClient;
 
   constructor(private readonly connection: NatsConnection, private readonly timeoutMs: number) {
@@ -23,8 +25,8 @@ export class JetStreamUsagePublisher {
    * Concurrent calls share the connection's write buffer and flush, so a burst of requests costs one
    * round trip on the wire rather than one each: the group commit on the JetStream side.
    */
-  async publish(subject: string, payload: Uint8Array, msgId: string): Promise<PublishAck> {
-    const ack = await this.js.publish(subject, payload, { msgID: msgId, timeout: this.timeoutMs, expect: { streamName: USAGE_STREAM } });
+  async publish(event: Pick<UsageEvent, 'id' | 'subject' | 'type'>, payload: Uint8Array): Promise<PublishAck> {
+    const ack = await this.js.publish(usageSubject(event.subject, event.type), payload, { msgID: event.id, timeout: this.timeoutMs, expect: { streamName: USAGE_STREAM } });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 

@@ -38,3 +38,23 @@ export interface UsageAggregate {
   readonly total: { readonly events: number; readonly tokens: number };
   readonly groups: readonly { readonly key: string; readonly events: number; readonly tokens: number }[];
 }
+
+/** Publishes one usage event to the event bus; the event id is the bus-level dedup key. */
+export interface EventPublisher {
+  publish(event: Pick<UsageEvent, 'id' | 'subject' | 'type'>, payload: Uint8Array): Promise<{ readonly duplicate: boolean }>;
+  /** A cheap round trip that succeeds only when publishing would. */
+  probe(): Promise<void>;
+}
+
+/**
+ * The durable local queue: append resolves once the record is on disk; readBatch re-reads from the
+ * committed position until commit moves it.
+ */
+export interface DurableQueue<P> {
+  append(payload: Uint8Array, timestampMs?: number): Promise<void>;
+  readBatch(max: number): Promise<{ readonly records: readonly { readonly payload: Uint8Array }[]; readonly end: P }>;
+  commit(position: P): Promise<void>;
+  readonly depth: number;
+  readonly bytes: number;
+  readonly oldestTimestamp: number | undefined;
+}

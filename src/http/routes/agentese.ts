@@ -1,11 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import * as agentese from '../../domain/agentese/index.js';
 import type { LimitStore } from '../../domain/limits/ports.js';
+import { MeteringUnavailableError, type UsageMeter } from '../../domain/metering/ports.js';
+import { usageEvent, usageEventId } from '../../domain/metering/usage-event.js';
+import { ApiError } from '../../errors/api-error.js';
 import type { ApiMetrics } from '../../observability/metrics.js';
 
 export interface AgenteseRouteDeps {
   readonly limits: LimitStore;
   readonly metrics: ApiMetrics;
+  /** Records the usage event of each invoke; absent only in tests that are not about metering. */
+  readonly meter?: UsageMeter;
 }
 
 const pathField = { type: 'string', minLength: 1, maxLength: 512 } as const;
@@ -57,13 +62,42 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
         properties: { path: pathField, observer: observerSchema, kwargs: { type: 'object' } },
       },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const out = agentese.invoke(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
     const principal = request.principal;
-    if (principal && request.quotaKey) {
-      await deps.limits.addTokens(request.quotaKey, out.tokens_used);
-      deps.metrics.tokensUsed.inc({ tier: principal.tier }, out.tokens_used);
+    if (!principal || !request.quotaKey) return out;
+    if (deps.meter) {
+      const idempotencyKey = request.headers['idempotency-key'];
+      const event = usageEvent({
+        id: usageEventId(principal.tenant, request.idempotency ? String(idempotencyKey) : undefined),
+        type: 'agentese.invoke',
+        tenant: principal.tenant,
+        time: new Date(),
+        data: {
+          path: out.path, aspect: aspectOf(out.path), tokens: out.tokens_used, status: 200,
+          latency_ms: Math.round(reply.elapsedTime * 100) / 100, key_prefix: principal.keyPrefix, request_id: request.id,
+        },
+      });
+      try {
+        // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
+        await deps.meter.record(event);
+      } catch (err) {
+        if (err instanceof MeteringUnavailableError) {
+          throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });
+        }
+        throw err;
+      }
     }
+    await deps.limits.addTokens(request.quotaKey, out.tokens_used);
+    deps.metrics.tokensUsed.inc({ tier: principal.tier }, out.tokens_used);
     return out;
   });
+}
+
+function aspectOf(path: string): string | null {
+  try {
+    return agentese.parsePath(path).aspect ?? 'manifest';
+  } catch {
+    return null;
+  }
 }

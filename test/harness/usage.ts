@@ -1,0 +1,32 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { USAGE_STREAM } from '../../src/adapters/nats/streams.js';
+import type { UsageEvent } from '../../src/domain/metering/usage-event.js';
+
+/** Every message in USAGE, in stream order, read with an ordered consumer on its own connection. */
+export async function readAllUsage(servers: string | string[]): Promise<UsageEvent[]> {
+  const nc = await connect({ servers });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(USAGE_STREAM);
+    const total = info.state.messages;
+    const out: UsageEvent[] = [];
+    if (total === 0) return out;
+    const consumer = await jetstream(nc).consumers.get(USAGE_STREAM);
+    const messages = await consumer.consume();
+    for await (const m of messages) {
+      out.push(m.json<UsageEvent>());
+      if (m.info.pending === 0) break;
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Counts how often each value occurs; for loss/duplicate checks. */
+export function tally(values: readonly string[]): { unique: number; duplicates: string[] } {
+  const seen = new Map<string, number>();
+  for (const v of values) seen.set(v, (seen.get(v) ?? 0) + 1);
+  return { unique: seen.size, duplicates: [...seen].filter(([, n]) => n > 1).map(([v]) => v) };
+}

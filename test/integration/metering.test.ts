@@ -1,0 +1,200 @@
+import { strict as assert } from 'node:assert';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import type { ConfigVarName } from '../../src/config/schema.js';
+import { buildApp } from '../../src/http/app.js';
+import { Lifecycle } from '../../src/http/lifecycle.js';
+import { ApiMetrics } from '../../src/observability/metrics.js';
+import { startServices, type Services } from '../../src/runtime/services.js';
+import { LogCapture } from '../harness/app.js';
+import { createKey } from '../harness/fixtures.js';
+import { startNats, tempDir } from '../harness/servers.js';
+import { readAllUsage, tally } from '../harness/usage.js';
+
+interface Api {
+  readonly app: FastifyInstance;
+  readonly services: Services;
+  readonly logs: LogCapture;
+  close(): Promise<void>;
+}
+
+async function api(env: Partial<Record<ConfigVarName, string>>): Promise<Api> {
+  const config = loadConfig({}, { EMBEDDED_SERVICES: 'off', INSTANCE_ID: 'metering', RATE_LIMITS: 'free=60,pro=600,enterprise=1000000', ...env });
+  const logs = new LogCapture();
+  const metrics = new ApiMetrics('test', 'metering');
+  const services = await startServices(config, pino({ level: 'info' }, logs) as FastifyBaseLogger, metrics);
+  const app = buildApp(config, {
+    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
+    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
+  });
+  await app.ready();
+  return { app, services, logs, close: async () => {
+    await app.close();
+    await services.close();
+  } };
+}
+
+interface LoadResult {
+  readonly ok: string[];
+  readonly refused: Map<string, number>;
+  readonly other: string[];
+}
+
+/** Sends invoke calls with unique request ids from `workers` concurrent loops until stop() resolves. */
+function steadyLoad(app: FastifyInstance, key: string, workers: number): { stop(): Promise<LoadResult> } {
+  const result: LoadResult = { ok: [], refused: new Map(), other: [] };
+  let running = true;
+  let n = 0;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    while (running) {
+      const id = `w${w}-${n++}`;
+      const res = await app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': id }, payload: { path: 'world.house.manifest' } });
+      if (res.statusCode === 200) result.ok.push(id);
+      else if (res.statusCode === 503) {
+        const code = res.json<{ error: { code: string } }>().error.code;
+        result.refused.set(code, (result.refused.get(code) ?? 0) + 1);
+      } else result.other.push(`${res.statusCode} ${res.body}`);
+      await sleep(2);
+    }
+  });
+  return { stop: async () => {
+    running = false;
+    await Promise.all(loops);
+    return result;
+  } };
+}
+
+function assertExactlyOnce(label: string, answered: readonly string[], events: readonly { data: { request_id: string } }[]): void {
+  const ids = events.map((e) => e.data.request_id);
+  const { unique, duplicates } = tally(ids);
+  const missing = answered.filter((id) => !ids.includes(id));
+  console.log(`# ${label}: ${answered.length} answered 2xx, ${events.length} events in USAGE, ${duplicates.length} duplicated, ${missing.length} missing`);
+  assert.deepEqual(duplicates, [], 'no event is in USAGE twice');
+  assert.deepEqual(missing, [], 'every 2xx-answered call has its event');
+  assert.equal(unique, answered.length, 'no event without a 2xx answer');
+}
+
+describe('metering proofs on real nats-server', () => {
+  test('proof 1: N billable calls with NATS healthy leave exactly N events in USAGE', async () => {
+    const nats = await startNats();
+    const dir = tempDir();
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir });
+    try {
+      const { key } = await createKey(a.services.keys, 'acme', 'enterprise', ['write']);
+      const answered: string[] = [];
+      await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+        const res = await a.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': `p1-${i}` }, payload: { path: 'world.house.manifest' } });
+        assert.equal(res.statusCode, 200, res.body);
+        answered.push(`p1-${i}`);
+      }));
+      const events = await readAllUsage(nats.url);
+      assertExactlyOnce('proof 1', answered, events);
+      const e = events[0];
+      assert.ok(e);
+      assert.equal(e.specversion, '1.0');
+      assert.equal(e.subject, 'acme');
+      assert.equal(e.type, 'agentese.invoke');
+      assert.equal(e.source, 'kgents-api');
+      assert.ok(e.data.tokens >= 1);
+      const metrics = (await a.app.inject('/metrics')).body;
+      assert.match(metrics, /kgents_usage_events_total\{[^}]*outcome="published"[^}]*\} 300/);
+    } finally {
+      await a.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+
+  test('a retried call with the same Idempotency-Key that re-runs its handler is not counted twice', async () => {
+    const nats = await startNats();
+    const dir = tempDir();
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir });
+    try {
+      const { key } = await createKey(a.services.keys, 'acme', 'enterprise', ['write']);
+      const call = () => a.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'idempotency-key': 'retry-me' }, payload: { path: 'world.house.manifest' } });
+      assert.equal((await call()).statusCode, 200);
+      // The first attempt's stored response is lost (as when an instance dies before storing it): the handler runs again.
+      await a.services.limits.idempotency.abandon('acme:retry-me');
+      await a.services.limits.client?.del('kg:idem:acme:retry-me');
+      assert.equal((await call()).statusCode, 200);
+      const events = await readAllUsage(nats.url);
+      assert.equal(events.length, 1);
+    } finally {
+      await a.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+
+  test('proof 2: NATS stopped for a while under steady load: every call answered, breaker opens, queue drains, exactly one event per 2xx', async () => {
+    const outageMs = Number(process.env.METERING_OUTAGE_MS ?? 20_000);
+    const nats = await startNats();
+    const dir = tempDir();
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir, PUBLISH_TIMEOUT_MS: '300', BREAKER_RESET_TIMEOUT_MS: '1000' });
+    try {
+      const { key } = await createKey(a.services.keys, 'acme', 'enterprise', ['write']);
+      const load = steadyLoad(a.app, key, 8);
+      await sleep(500);
+      await nats.stop();
+      const stoppedAt = performance.now();
+      let maxDepth = 0;
+      while (performance.now() - stoppedAt < outageMs) {
+        maxDepth = Math.max(maxDepth, a.services.meter.status().fallback_queue_depth);
+        await sleep(100);
+      }
+      const during = (await a.app.inject('/health/saas')).json<{ status: string; components: { nats: { circuit: string; mode: string; fallback_queue_depth: number } } }>();
+      assert.equal(during.status, 'degraded');
+      assert.equal(during.components.nats.circuit === 'open' || during.components.nats.circuit === 'half_open', true);
+      assert.equal(during.components.nats.mode, 'fallback');
+      assert.ok(during.components.nats.fallback_queue_depth > 0);
+      await nats.start();
+      const restartedAt = performance.now();
+      assert.ok(await a.services.meter.drained(60_000), 'queue drains to zero');
+      const drainMs = performance.now() - restartedAt;
+      const result = await load.stop();
+      assert.ok(await a.services.meter.drained(30_000));
+      assert.deepEqual(result.other, [], 'every call is answered 2xx or a documented 503');
+      const events = await readAllUsage(nats.url);
+      console.log(`# proof 2: outage ${outageMs} ms, peak queue depth ${maxDepth}, drained ${drainMs.toFixed(0)} ms after restart, refused ${JSON.stringify([...result.refused])}`);
+      assertExactlyOnce('proof 2', result.ok, events);
+      assert.ok(a.logs.text.includes('circuit breaker opened'));
+      assert.ok(a.logs.text.includes('circuit breaker closed'));
+      assert.equal(a.services.meter.status().circuit, 'closed');
+    } finally {
+      await a.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+
+  test('with no NATS at all, usage waits on disk and reaches JetStream once a bus is configured', async () => {
+    const dir = tempDir();
+    const solo = await api({ DATA_DIR: dir.dir });
+    const answered: string[] = [];
+    let key = '';
+    try {
+      key = (await createKey(solo.services.keys, 'acme', 'enterprise', ['write'])).key;
+      for (let i = 0; i < 20; i++) {
+        const res = await solo.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': `solo-${i}` }, payload: { path: 'world.house.manifest' } });
+        assert.equal(res.statusCode, 200);
+        answered.push(`solo-${i}`);
+      }
+      assert.equal(solo.services.meter.status().fallback_queue_depth, 20);
+    } finally {
+      await solo.close();
+    }
+    const nats = await startNats();
+    const later = await api({ DATA_DIR: dir.dir, NATS_URLS: nats.url, KEY_STORE: 'file' });
+    try {
+      assert.ok(await later.services.meter.drained(20_000));
+      assertExactlyOnce('disk to bus', answered, await readAllUsage(nats.url));
+    } finally {
+      await later.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+});
