@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { ConfigVarName } from '../../src/config/schema.js';
@@ -25,7 +25,7 @@ async function api(env: Partial<Record<ConfigVarName, string>>): Promise<Api> {
   const config = loadConfig({}, { EMBEDDED_SERVICES: 'off', INSTANCE_ID: 'metering', RATE_LIMITS: 'free=60,pro=600,enterprise=1000000', ...env });
   const logs = new LogCapture();
   const metrics = new ApiMetrics('test', 'metering');
-  const services = await startServices(config, pino({ level: 'info' }, logs) as FastifyBaseLogger, metrics);
+  const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
   const app = buildApp(config, {
     keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
     health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
@@ -174,9 +174,9 @@ describe('metering proofs on real nats-server', () => {
     const dir = tempDir();
     const solo = await api({ DATA_DIR: dir.dir });
     const answered: string[] = [];
-    let key = '';
+
     try {
-      key = (await createKey(solo.services.keys, 'acme', 'enterprise', ['write'])).key;
+      const { key } = await createKey(solo.services.keys, 'acme', 'enterprise', ['write']);
       for (let i = 0; i < 20; i++) {
         const res = await solo.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': `solo-${i}` }, payload: { path: 'world.house.manifest' } });
         assert.equal(res.statusCode, 200);

@@ -79,7 +79,7 @@ export async function ensureStreams(jsm: JetStreamManager, opts: StreamOptions):
     const changed = (['subjects', 'max_age', 'duplicate_window', 'num_replicas', 'description', 'discard', 'allow_direct'] as const)
       .some((k) => wanted[k] !== undefined && JSON.stringify(wanted[k]) !== JSON.stringify(existing[k]));
     if (changed) {
-      await jsm.streams.update(name, { ...existing, ...wanted } as StreamConfig);
+      await jsm.streams.update(name, { ...existing, ...wanted });
       results.push({ name, action: 'updated' });
     } else {
       results.push({ name, action: 'unchanged' });
