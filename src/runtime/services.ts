@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { FastifyBaseLogger } from 'fastify';
 import { FallbackQueue, type QueuePosition } from '../adapters/disk/index.js';
-import { connectNats, redactUrl, type NatsConnection } from '../adapters/nats/connection.js';
+import { connectNats, NatsUnreachableError, redactUrl, type NatsConnection } from '../adapters/nats/connection.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureStreams } from '../adapters/nats/streams.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
@@ -57,7 +58,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
   try {
     let nats: NatsConnection | undefined;
     if (natsUrls.length > 0) {
-      nats = await connectNats(natsUrls, { name: `kgents-api ${config.INSTANCE_ID}`, timeoutMs: config.NATS_CONNECT_TIMEOUT_MS });
+      nats = await connectWithRetry(natsUrls, config, log);
       const conn = nats;
       const stopFollowing = conn.onStatusChange((h) => {
         metrics.dependencyUp.set({ component: 'nats' }, h.status === 'ok' ? 1 : 0);
@@ -195,4 +196,23 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
       await queue.close();
     },
   };
+}
+
+/**
+ * An instance restarted during a NATS outage waits for it (up to NATS_CONNECT_TIMEOUT_MS) rather
+ * than exiting at once: its fallback queue may hold usage events that only it can drain.
+ */
+async function connectWithRetry(urls: readonly string[], config: Config, log: FastifyBaseLogger): Promise<NatsConnection> {
+  const deadline = Date.now() + config.NATS_CONNECT_TIMEOUT_MS;
+  let attempt = 0;
+  for (;;) {
+    attempt++;
+    try {
+      return await connectNats(urls, { name: `kgents-api ${config.INSTANCE_ID}`, timeoutMs: Math.min(5000, config.NATS_CONNECT_TIMEOUT_MS) });
+    } catch (err) {
+      if (!(err instanceof NatsUnreachableError) || Date.now() + 500 > deadline) throw err;
+      if (attempt === 1) log.warn({ servers: urls.map(redactUrl), wait_ms: config.NATS_CONNECT_TIMEOUT_MS }, `${err.message}; retrying until the start-up deadline`);
+      await sleep(Math.min(1000, 100 * attempt));
+    }
+  }
 }

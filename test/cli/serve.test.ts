@@ -1,49 +1,20 @@
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../src/adapters/local/ports.js';
 import { pingRedis } from '../../src/adapters/local/redis-server.js';
 import { tempDir } from '../harness/servers.js';
+import { CLI, http, spawnServe, type HttpResult, type ServeProcess } from '../harness/serve-process.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly port: number;
-  output(): string;
-  exited: Promise<number | null>;
+async function serve(env: Record<string, string>): Promise<ServeProcess> {
+  return spawnServe(env);
 }
 
-async function serve(env: Record<string, string>): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('kgents API listening')) {
-    if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`serve not listening in time:\n${out}`);
-    await sleep(50);
-  }
-  return { child, port, output: () => out, exited };
-}
-
-function get(port: number, path: string, agent?: Agent): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(port: number, path: string, agent?: Agent): Promise<HttpResult> {
+  return http(port, path, agent ? { agent } : {});
 }
 
 describe('kgents serve (the real process)', () => {

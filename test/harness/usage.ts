@@ -3,8 +3,22 @@ import { connect } from '@nats-io/transport-node';
 import { USAGE_STREAM } from '../../src/adapters/nats/streams.js';
 import type { UsageEvent } from '../../src/domain/metering/usage-event.js';
 
-/** Every message in USAGE, in stream order, read with an ordered consumer on its own connection. */
-export async function readAllUsage(servers: string | string[]): Promise<UsageEvent[]> {
+/**
+ * Every message in USAGE, in stream order, read with an ordered consumer on its own connection.
+ * Retried whole: right after a leader election a JetStream API call can time out once.
+ */
+export async function readAllUsage(servers: string | string[], attempts = 4): Promise<UsageEvent[]> {
+  for (let i = 1; ; i++) {
+    try {
+      return await readOnce(servers);
+    } catch (err) {
+      if (i >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+async function readOnce(servers: string | string[]): Promise<UsageEvent[]> {
   const nc = await connect({ servers });
   try {
     const jsm = await jetstreamManager(nc);
