@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
 import type { IdempotencyStore, LimitStore } from '../domain/limits/ports.js';
-import type { UsageMeter } from '../domain/metering/ports.js';
+import type { UsageMeter, UsageQuery } from '../domain/metering/ports.js';
 import type { KeyStore } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import { loggerOptions } from '../observability/logger.js';
@@ -18,6 +18,7 @@ import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './id
 import { Lifecycle } from './lifecycle.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { healthRoutes } from './routes/health.js';
+import { usageRoutes } from './routes/usage.js';
 import './types.js';
 
 export interface AppDeps {
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly idempotency: IdempotencyStore;
   /** Usage events for billable calls (see src/domain/metering). */
   readonly meter?: UsageMeter;
+  /** Usage reports from the USAGE stream; absent without NATS. */
+  readonly usage?: UsageQuery;
   readonly health?: HealthRegistry;
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
@@ -129,6 +132,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   healthRoutes(app, { version, lifecycle, health, metrics });
   agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
+  usageRoutes(app, { ...(deps.usage && { usage: deps.usage }) });
   return app;
 }
 

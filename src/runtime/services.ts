@@ -6,6 +6,7 @@ import { connectNats, NatsUnreachableError, redactUrl, type NatsConnection } fro
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureStreams } from '../adapters/nats/streams.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
+import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
 import { DurableMeter } from '../domain/metering/durable-meter.js';
 import { openKeyStore } from '../adapters/nats/key-store-factory.js';
@@ -22,6 +23,7 @@ export interface Services {
   readonly limits: LimitBackends;
   readonly nats: NatsConnection | undefined;
   readonly meter: DurableMeter<QueuePosition>;
+  readonly usage: StreamUsageQuery | undefined;
   readonly health: HealthRegistry;
   readonly embedded: EmbeddedServices;
   /** Which backend each dependency runs on, for the start-up banner. */
@@ -130,7 +132,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (!nats) metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
 
     return {
-      keys, limits, nats, health, embedded, meter: meter.meter,
+      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined,
       summary: {
         nats: nats ? `jetstream (${natsUrls.map(redactUrl).join(', ')})` : 'none: fallbacks',
         redis: limits.status().mode === 'redis' ? 'redis' : `memory (${limits.status().status})`,

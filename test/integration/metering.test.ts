@@ -28,7 +28,7 @@ async function api(env: Partial<Record<ConfigVarName, string>>): Promise<Api> {
   const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
   const app = buildApp(config, {
     keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
-    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
+    ...(services.usage && { usage: services.usage }), health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
   });
   await app.ready();
   return { app, services, logs, close: async () => {
@@ -101,6 +101,44 @@ describe('metering proofs on real nats-server', () => {
       assert.ok(e.data.tokens >= 1);
       const metrics = (await a.app.inject('/metrics')).body;
       assert.match(metrics, /kgents_usage_events_total\{[^}]*outcome="published"[^}]*\} 300/);
+    } finally {
+      await a.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+
+  test('GET /v1/usage aggregates the calling tenant\'s events exactly as the stream holds them', async () => {
+    const nats = await startNats();
+    const dir = tempDir();
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir });
+    try {
+      const acme = (await createKey(a.services.keys, 'acme', 'enterprise', ['read', 'write'])).key;
+      const beta = (await createKey(a.services.keys, 'beta', 'enterprise', ['read', 'write'])).key;
+      const admin = (await createKey(a.services.keys, 'ops', 'enterprise', ['admin'])).key;
+      const invoke = (key: string, path: string) => a.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key }, payload: { path } });
+      for (let i = 0; i < 7; i++) assert.equal((await invoke(acme, 'world.house.manifest')).statusCode, 200);
+      for (let i = 0; i < 3; i++) assert.equal((await invoke(acme, 'concept.justice.witness')).statusCode, 200);
+      for (let i = 0; i < 5; i++) assert.equal((await invoke(beta, 'world.house.manifest')).statusCode, 200);
+      const streamEvents = (await readAllUsage(nats.url)).filter((e) => e.subject === 'acme');
+      const streamTokens = streamEvents.reduce((n, e) => n + e.data.tokens, 0);
+      const get = (key: string, query: string) => a.app.inject({ url: `/v1/usage?${query}`, headers: { 'x-api-key': key } });
+      type Report = { tenant: string; total: { events: number; tokens: number }; groups: { key: string; events: number; tokens: number }[] };
+      const byPath = (await get(acme, 'group_by=path')).json<Report>();
+      assert.equal(byPath.tenant, 'acme');
+      assert.deepEqual(byPath.total, { events: 10, tokens: streamTokens });
+      assert.deepEqual(byPath.groups.map((g) => [g.key, g.events]), [['concept.justice.witness', 3], ['world.house.manifest', 7]]);
+      const byDay = (await get(acme, 'group_by=day')).json<Report>();
+      assert.equal(byDay.groups.reduce((n, g) => n + g.events, 0), 10);
+      const byType = (await get(acme, '')).json<Report>();
+      assert.deepEqual(byType.groups.map((g) => [g.key, g.events]), [['agentese.invoke', 10]]);
+      const forbidden = await get(acme, 'tenant=beta');
+      assert.equal(forbidden.statusCode, 403);
+      const asAdmin = (await get(admin, 'tenant=beta')).json<Report>();
+      assert.equal(asAdmin.total.events, 5);
+      const empty = (await get(acme, `from=${encodeURIComponent('2020-01-01T00:00:00Z')}&to=${encodeURIComponent('2020-02-01T00:00:00Z')}`)).json<Report>();
+      assert.equal(empty.total.events, 0);
+      assert.equal((await get(acme, 'from=yesterday')).statusCode, 400);
     } finally {
       await a.close();
       await nats.cleanup();
