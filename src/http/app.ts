@@ -17,6 +17,7 @@ import { HealthRegistry } from './health.js';
 import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './idempotency.js';
 import { Lifecycle } from './lifecycle.js';
 import { agenteseRoutes } from './routes/agentese.js';
+import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { usageRoutes } from './routes/usage.js';
 import './types.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   readonly meter?: UsageMeter;
   /** Usage reports from the USAGE stream; absent without NATS. */
   readonly usage?: UsageQuery;
+  /** Lets an admin force the event-bus breaker to probe now. */
+  readonly bus?: BusAdmin;
   readonly health?: HealthRegistry;
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
@@ -133,6 +136,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   healthRoutes(app, { version, lifecycle, health, metrics });
   agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
   usageRoutes(app, { ...(deps.usage && { usage: deps.usage }) });
+  adminRoutes(app, { instance: config.INSTANCE_ID, ...(deps.bus && { bus: deps.bus }) });
   return app;
 }
 

@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureStreams } from '../adapters/nats/streams.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
 import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
+import { serveBusProbe } from '../adapters/nats/admin-bus.js';
+import type { BusAdmin } from '../http/routes/admin.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
 import { DurableMeter } from '../domain/metering/durable-meter.js';
 import { openKeyStore } from '../adapters/nats/key-store-factory.js';
@@ -24,6 +26,7 @@ export interface Services {
   readonly nats: NatsConnection | undefined;
   readonly meter: DurableMeter<QueuePosition>;
   readonly usage: StreamUsageQuery | undefined;
+  readonly bus: BusAdmin;
   readonly health: HealthRegistry;
   readonly embedded: EmbeddedServices;
   /** Which backend each dependency runs on, for the start-up banner. */
@@ -86,6 +89,21 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     const meter = await openMeter(config, nats, log, metrics);
     opened.push(() => meter.close());
 
+    const bus: BusAdmin = {
+      forceProbe: () => {
+        meter.meter.breaker.forceProbe('forced by an operator');
+        const st = meter.meter.status();
+        return { circuit: st.circuit, fallback_queue_depth: st.fallback_queue_depth };
+      },
+    };
+    if (nats) {
+      const sub = serveBusProbe(nats, config.INSTANCE_ID, () => bus.forceProbe());
+      opened.push(() => {
+        sub.unsubscribe();
+        return Promise.resolve();
+      });
+    }
+
     const keys = await openKeyStore(config, {
       ...(nats && { natsConnection: nats }),
       logger: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) },
@@ -132,7 +150,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (!nats) metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
 
     return {
-      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined,
+      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus,
       summary: {
         nats: nats ? `jetstream (${natsUrls.map(redactUrl).join(', ')})` : 'none: fallbacks',
         redis: limits.status().mode === 'redis' ? 'redis' : `memory (${limits.status().status})`,

@@ -1,7 +1,8 @@
 import type { Command } from '../command.js';
+import { busCommand } from './bus.js';
 import { keysCommand } from './keys.js';
 import { serveCommand } from './serve.js';
 import { tenantsCommand } from './tenants.js';
 
 /** Every subcommand, in help order. */
-export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand];
+export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand];

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { openConfiguredKeyStore } from '../../adapters/nats/key-store-factory.js';
 import { KEY_PREFIX_PATTERN, TENANT_ID_PATTERN } from '../../adapters/nats/records.js';
 import { loadConfig } from '../../config/load.js';
-import { readEmbeddedState } from '../../runtime/embedded.js';
+import { cliConfig } from '../cli-config.js';
 import { SCOPES, TIERS, type Scope, type Tier } from '../../config/schema.js';
 import { generateApiKey, parseApiKey } from '../../domain/tenancy/api-key.js';
 import type { ApiKeyRecord, KeyStore, Tenant } from '../../domain/tenancy/types.js';
@@ -25,15 +25,8 @@ export function parseCliArgs<T>(parse: () => T): T {
 
 /** Opens the configured key store (NATS KV, or the file under DATA_DIR), runs `fn`, always closes it. */
 export async function withKeyStore<T>(fn: (store: KeyStore) => Promise<T>): Promise<T> {
-  let config = loadConfig();
-  if (config.NATS_URLS.length === 0 && config.KEY_STORE !== 'file') {
-    // a `kgents serve` on this DATA_DIR running its own nats-server keeps the keys there
-    const embedded = readEmbeddedState(config.DATA_DIR)?.nats_url;
-    if (embedded) {
-      process.stderr.write(`kgents: NATS_URLS is empty: using the nats-server of the running kgents serve at ${embedded}\n`);
-      config = loadConfig(process.env, { NATS_URLS: embedded });
-    }
-  }
+  // A `kgents serve` on this DATA_DIR running its own nats-server keeps the keys there.
+  const config = loadConfig().KEY_STORE === 'file' ? loadConfig() : cliConfig();
   const opened = await openConfiguredKeyStore(config, {
     clientName: 'kgents-cli',
     notice: (line) => process.stderr.write(`kgents: ${line}\n`),
