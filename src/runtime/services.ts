@@ -75,6 +75,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
         stopFollowing();
         return conn.close();
       });
+      metrics.dependencyUp.set({ component: 'nats' }, 1);
       log.info({ servers: natsUrls.map(redactUrl) }, 'connected to NATS');
     }
 
@@ -147,7 +148,10 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       keys: keys.listKeys().length,
       tenants: keys.listTenants().length,
     }));
-    if (!nats) metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
+    if (!nats) {
+      metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
+      metrics.dependencyUp.set({ component: 'nats' }, 0);
+    }
 
     return {
       keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus,

@@ -69,6 +69,17 @@ describe('bad input gets a clear 4xx, never a 500', () => {
     expectError(await post('world.house', { 'content-type': 'text/plain' }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
   });
 
+  test('a Content-Length that does not match the body gets 400 ERR_BAD_REQUEST', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'content-type': 'application/json', 'content-length': '999' }, payload: '{"path":"world.house"}' });
+    expectError(res, 400, 'ERR_BAD_REQUEST');
+  });
+
+  test('usage reports on an instance without the event bus get 503 ERR_SERVICE_UNAVAILABLE with Retry-After', async () => {
+    const res = await t.app.inject({ url: '/v1/usage', headers: { 'x-api-key': key } });
+    expectError(res, 503, 'ERR_SERVICE_UNAVAILABLE');
+    assert.ok(Number(res.headers['retry-after']) > 0);
+  });
+
   test('every error code returned carries the status the registry gives it', async () => {
     const res = await post('{');
     const body = res.json<ErrorBody>();

@@ -208,6 +208,34 @@ describe('metering proofs on real nats-server', () => {
     }
   });
 
+  test('when the bus is down and the fallback queue is full, billable calls get 503 ERR_METERING_UNAVAILABLE and are not charged', async () => {
+    const dir = tempDir();
+    const solo = await api({ DATA_DIR: dir.dir, FALLBACK_QUEUE_MAX_BYTES: String(1024 * 1024) });
+    try {
+      const { key } = await createKey(solo.services.keys, 'acme', 'enterprise', ['read', 'write']);
+      let ok = 0;
+      let refused: { statusCode: number; headers: Record<string, unknown>; json: <T>() => T } | undefined;
+      for (let i = 0; i < 10_000 && !refused; i++) {
+        const res = await solo.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key }, payload: { path: 'world.house.manifest' } });
+        if (res.statusCode === 200) ok++;
+        else refused = res;
+      }
+      assert.ok(refused, 'the queue fills up');
+      assert.equal(refused.statusCode, 503);
+      const body = refused.json<{ error: { code: string; message: string } }>();
+      assert.equal(body.error.code, 'ERR_METERING_UNAVAILABLE');
+      assert.match(body.error.message, /fallback queue is full/);
+      assert.ok(Number(refused.headers['retry-after']) > 0);
+      assert.equal(solo.services.meter.status().fallback_queue_depth, ok, 'every served call is queued; the refused one is not');
+      const metrics = (await solo.app.inject('/metrics')).body;
+      assert.match(metrics, /kgents_usage_events_total\{[^}]*outcome="refused"[^}]*\} 1/);
+      console.log(`# a 1 MiB fallback queue held ${ok} usage events before refusing`);
+    } finally {
+      await solo.close();
+      dir.remove();
+    }
+  });
+
   test('with no NATS at all, usage waits on disk and reaches JetStream once a bus is configured', async () => {
     const dir = tempDir();
     const solo = await api({ DATA_DIR: dir.dir });
