@@ -67,7 +67,6 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       const conn = nats;
       const stopFollowing = conn.onStatusChange((h) => {
         metrics.dependencyUp.set({ component: 'nats' }, h.status === 'ok' ? 1 : 0);
-        metrics.setMode('nats', h.status === 'ok' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
         if (h.status === 'ok') log.info({ component: 'nats' }, 'NATS connection restored');
         else log.warn({ component: 'nats', error: h.last_error }, 'NATS connection lost; reconnecting');
       });
@@ -148,10 +147,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       keys: keys.listKeys().length,
       tenants: keys.listTenants().length,
     }));
-    if (!nats) {
-      metrics.setMode('nats', 'fallback', ['jetstream', 'fallback']);
-      metrics.dependencyUp.set({ component: 'nats' }, 0);
-    }
+    if (!nats) metrics.dependencyUp.set({ component: 'nats' }, 0);
 
     return {
       keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus,
@@ -203,6 +199,7 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m), info: (f, m) => log.info(f, m) },
   });
   metrics.circuitState.set(stateValue[breaker.state]);
+  metrics.setMode('nats', breaker.state === 'closed' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
   metrics.observeMeter(() => meter.status());
   // The connection's own events move the breaker faster than counting failed publishes would.
   const stopFollowing = nats?.onStatusChange((h) => {
