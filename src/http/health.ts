@@ -10,16 +10,20 @@ export interface ComponentStatus {
  * microseconds even when one hangs.
  */
 export class HealthRegistry {
-  private readonly sources = new Map<string, () => ComponentStatus>();
+  private readonly sources = new Map<string, { source: () => ComponentStatus; optional: boolean }>();
 
-  register(name: string, source: () => ComponentStatus): void {
-    this.sources.set(name, source);
+  /**
+   * `optional`: a component the operator may leave unconfigured (the OpenMeter exporter); its
+   * `disabled` state is reported but does not make the service degraded. Anything else not `ok` does.
+   */
+  register(name: string, source: () => ComponentStatus, options: { optional?: boolean } = {}): void {
+    this.sources.set(name, { source, optional: options.optional === true });
   }
 
   snapshot(): { status: 'ok' | 'degraded'; components: Record<string, ComponentStatus> } {
     const components: Record<string, ComponentStatus> = {};
     let healthy = true;
-    for (const [name, source] of this.sources) {
+    for (const [name, { source, optional }] of this.sources) {
       let state: ComponentStatus;
       try {
         state = source();
@@ -27,7 +31,7 @@ export class HealthRegistry {
         state = { status: 'down', error: err instanceof Error ? err.message : String(err) };
       }
       components[name] = state;
-      if (state.status !== 'ok') healthy = false;
+      if (state.status !== 'ok' && !(optional && state.status === 'disabled')) healthy = false;
     }
     return { status: healthy ? 'ok' : 'degraded', components };
   }

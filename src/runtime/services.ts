@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureStreams } from '../adapters/nats/streams.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
 import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
+import { disabledExporterStatus, UsageExporter } from '../adapters/openmeter/exporter.js';
 import { serveBusProbe } from '../adapters/nats/admin-bus.js';
 import type { BusAdmin } from '../http/routes/admin.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
@@ -141,6 +142,21 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       };
     });
     health.register('redis', () => ({ ...limits.status() }));
+
+    // Replicas share one durable consumer, so running an exporter in every instance needs no election.
+    let exporter: UsageExporter | undefined;
+    if (nats && config.OPENMETER_URL !== undefined && config.EXPORTER_ENABLED === 'auto') {
+      const running = new UsageExporter({
+        nats, url: config.OPENMETER_URL, apiKey: config.OPENMETER_API_KEY, batchSize: config.EXPORTER_BATCH_SIZE, registry: metrics.registry,
+        logger: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
+      });
+      running.start();
+      exporter = running;
+      // Pushed after NATS opened, so it stops (and hands back unacked events) before NATS closes.
+      opened.push(() => running.stop(5000));
+    }
+    health.register('exporter', () => exporter ? { ...exporter.status() } : disabledExporterStatus(
+      config.OPENMETER_URL === undefined ? 'OPENMETER_URL not set: usage events stay in USAGE' : !nats ? 'no NATS' : 'EXPORTER_ENABLED=off: run kgents exporter'), { optional: true });
     health.register('key_store', () => ({
       status: keys.kind === 'nats' ? 'ok' : 'degraded',
       backend: keys.kind,

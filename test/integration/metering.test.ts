@@ -11,6 +11,7 @@ import { ApiMetrics } from '../../src/observability/metrics.js';
 import { startServices, type Services } from '../../src/runtime/services.js';
 import { LogCapture } from '../harness/app.js';
 import { createKey } from '../harness/fixtures.js';
+import { startOpenMeterStandIn } from '../harness/openmeter-standin.js';
 import { startNats, tempDir } from '../harness/servers.js';
 import { readAllUsage, tally } from '../harness/usage.js';
 
@@ -78,10 +79,11 @@ function assertExactlyOnce(label: string, answered: readonly string[], events: r
 }
 
 describe('metering proofs on real nats-server', () => {
-  test('proof 1: N billable calls with NATS healthy leave exactly N events in USAGE', async () => {
+  test('proof 1: N billable calls with NATS healthy leave exactly N events in USAGE, and OpenMeter receives exactly N', async () => {
     const nats = await startNats();
     const dir = tempDir();
-    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir });
+    const openmeter = await startOpenMeterStandIn({ apiKey: 'om-test-key' });
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir, OPENMETER_URL: openmeter.url, OPENMETER_API_KEY: 'om-test-key' });
     try {
       const { key } = await createKey(a.services.keys, 'acme', 'enterprise', ['write']);
       const answered: string[] = [];
@@ -101,8 +103,17 @@ describe('metering proofs on real nats-server', () => {
       assert.ok(e.data.tokens >= 1);
       const metrics = (await a.app.inject('/metrics')).body;
       assert.match(metrics, /kgents_usage_events_total\{[^}]*outcome="published"[^}]*\} 300/);
+      const deadline = Date.now() + 20_000;
+      while (openmeter.received().length < 300 && Date.now() < deadline) await sleep(50);
+      const exported = openmeter.received();
+      console.log(`# proof 1: OpenMeter stand-in holds ${exported.length} unique events from ${openmeter.deliveries} deliveries`);
+      assert.equal(exported.length, 300);
+      assert.deepEqual(new Set(exported.map((e) => e.id)), new Set(events.map((e) => e.id)));
+      const health = (await a.app.inject('/health/saas')).json<{ status: string; components: { exporter: { status: string } } }>();
+      assert.equal(health.components.exporter.status, 'ok');
     } finally {
       await a.close();
+      await openmeter.close();
       await nats.cleanup();
       dir.remove();
     }
