@@ -76,6 +76,7 @@ export const CONFIG_VARS = {
   LOG_REQUESTS: { schema: z.enum(['errors', 'all', 'none']), default: 'errors', doc: 'Which requests get a completion log line: `errors` (status >= 400), `all`, or `none`.' },
   SHUTDOWN_DELAY_MS: { schema: intFrom(0, 600_000), default: '5000', doc: 'After SIGTERM, how long /ready answers 503 before the listener closes.' },
   SHUTDOWN_TIMEOUT_MS: { schema: intFrom(100, 600_000), default: '25000', doc: 'After the listener closes, how long in-flight requests may take before the process exits anyway.' },
+  SHUTDOWN_DRAIN_MS: { schema: intFrom(0, 600_000), default: '10000', doc: 'At shutdown, how long to wait for the fallback queue to drain into JetStream (when JetStream answers) before exiting.' },
   RATE_LIMITS: { schema: tierTable('RATE_LIMITS'), default: 'free=60,pro=600,enterprise=6000', doc: 'Requests per minute per API key, by tier.' },
   TOKEN_QUOTAS: { schema: tierTable('TOKEN_QUOTAS'), default: 'free=100000,pro=10000000,enterprise=1000000000', doc: 'AGENTESE tokens per tenant per calendar month (UTC), by tier.' },
   IDEMPOTENCY_TTL_S: { schema: intFrom(60, 7 * 86400), default: '86400', doc: 'How long a response kept for an Idempotency-Key can be replayed.' },

@@ -228,6 +228,11 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     meter,
     close: async () => {
       stopFollowing?.();
+      // A pod being replaced may lose its disk: hand queued events to JetStream first when it answers.
+      if (publisher && breaker.state !== 'open' && queue.depth > 0) {
+        log.info({ fallback_queue_depth: queue.depth }, 'shutdown: draining the fallback queue before exit');
+        if (!(await meter.drained(config.SHUTDOWN_DRAIN_MS))) log.warn({ fallback_queue_depth: queue.depth }, 'shutdown: fallback queue not empty; it is drained when this DATA_DIR is next used');
+      }
       await meter.stop();
       breaker.close();
       await queue.close();

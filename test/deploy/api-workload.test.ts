@@ -117,17 +117,18 @@ for (const overlay of OVERLAYS) {
       }
     });
 
-    test('shutdown: preStop pause = SHUTDOWN_DELAY_MS, grace period covers pause + delay + draining + 5 s', () => {
+    test('shutdown: preStop pause = SHUTDOWN_DELAY_MS, grace period covers pause + delay + draining + queue drain + 5 s', () => {
       for (const d of deployments()) {
         const spec = podSpecOf(d);
         const api = container(spec, 'api');
         const env = apiEnv(objects(), d);
         const delayS = Number(env.get('SHUTDOWN_DELAY_MS')) / 1000;
         const timeoutS = Number(env.get('SHUTDOWN_TIMEOUT_MS')) / 1000;
+        const drainS = Number(env.get('SHUTDOWN_DRAIN_MS') ?? CONFIG_VARS.SHUTDOWN_DRAIN_MS.default) / 1000;
         const pause = api.lifecycle?.preStop?.sleep?.seconds;
         assert.equal(pause, delayS, 'preStop sleep must match SHUTDOWN_DELAY_MS');
         const grace = spec.terminationGracePeriodSeconds ?? 30;
-        assert.ok(grace >= pause + delayS + timeoutS + 5, `terminationGracePeriodSeconds ${grace} < ${pause} + ${delayS} + ${timeoutS} + 5`);
+        assert.ok(grace >= pause + delayS + timeoutS + drainS + 5, `terminationGracePeriodSeconds ${grace} < ${pause} + ${delayS} + ${timeoutS} + ${drainS} + 5`);
         const ready = api.readinessProbe as Probe;
         assert.ok((ready.periodSeconds ?? 10) * (ready.failureThreshold ?? 3) <= delayS, 'readiness must notice draining within SHUTDOWN_DELAY_MS');
       }
