@@ -247,6 +247,27 @@ describe('metering proofs on real nats-server', () => {
     }
   });
 
+  test('at shutdown an instance drains its fallback queue into JetStream before exiting', async () => {
+    const nats = await startNats();
+    const dir = tempDir();
+    const a = await api({ NATS_URLS: nats.url, DATA_DIR: dir.dir, BREAKER_RESET_TIMEOUT_MS: '3600000' });
+    let closed = false;
+    try {
+      const { key } = await createKey(a.services.keys, 'acme', 'enterprise', ['write']);
+      a.services.meter.breaker.trip('test: pretend JetStream is failing');
+      await Promise.all(Array.from({ length: 400 }, (_, i) => a.app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': `sd-${i}` }, payload: { path: 'world.house.manifest' } })));
+      assert.equal(a.services.meter.status().fallback_queue_depth, 400);
+      a.services.meter.breaker.forceProbe('test');
+      await a.close();
+      closed = true;
+      assertExactlyOnce('shutdown drain', Array.from({ length: 400 }, (_, i) => `sd-${i}`), await readAllUsage(nats.url));
+    } finally {
+      if (!closed) await a.close();
+      await nats.cleanup();
+      dir.remove();
+    }
+  });
+
   test('with no NATS at all, usage waits on disk and reaches JetStream once a bus is configured', async () => {
     const dir = tempDir();
     const solo = await api({ DATA_DIR: dir.dir });
