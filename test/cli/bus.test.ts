@@ -2,12 +2,7 @@ import { strict as assert } from 'node:assert';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
-import { buildApp } from '../../src/http/app.js';
-import { ApiMetrics } from '../../src/observability/metrics.js';
-import { startServices } from '../../src/runtime/services.js';
-import { LogCapture } from '../harness/app.js';
+import { startApi } from '../harness/api-instance.js';
 import { createKey } from '../harness/fixtures.js';
 import { CLI } from '../harness/serve-process.js';
 import { startNats, tempDir } from '../harness/servers.js';
@@ -53,12 +48,8 @@ describe('kgents bus and the admin probe endpoint', () => {
   test('bus reset-circuit makes every connected instance probe now; the admin endpoint does the same for one', async () => {
     const nats = await startNats();
     const dir = tempDir();
-    const config = loadConfig({}, { NATS_URLS: nats.url, DATA_DIR: dir.dir, EMBEDDED_SERVICES: 'off', INSTANCE_ID: 'api-1', BREAKER_RESET_TIMEOUT_MS: '3600000' });
-    const logs = new LogCapture();
-    const metrics = new ApiMetrics('test', 'api-1');
-    const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
-    const app = buildApp(config, { keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter, bus: services.bus, health: services.health, metrics, logDestination: logs });
-    await app.ready();
+    const a = await startApi({ NATS_URLS: nats.url, DATA_DIR: dir.dir, BREAKER_RESET_TIMEOUT_MS: '3600000' }, 'api-1');
+    const { app, services } = a;
     try {
       services.meter.breaker.trip('test: pretend JetStream failed');
       assert.equal(services.meter.status().circuit, 'open');
@@ -83,8 +74,7 @@ describe('kgents bus and the admin probe endpoint', () => {
       assert.equal(res.statusCode, 200);
       assert.equal(res.json<{ instance: string; circuit: string }>().circuit, 'half_open');
     } finally {
-      await app.close();
-      await services.close();
+      await a.close();
       await nats.cleanup();
       dir.remove();
     }

@@ -3,16 +3,11 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { pino } from 'pino';
 import { connectNats } from '../../src/adapters/nats/connection.js';
 import { openKeyStore } from '../../src/adapters/nats/key-store-factory.js';
 import { USAGE_STREAM } from '../../src/adapters/nats/streams.js';
 import { loadConfig } from '../../src/config/load.js';
-import { buildApp } from '../../src/http/app.js';
-import { Lifecycle } from '../../src/http/lifecycle.js';
-import { ApiMetrics } from '../../src/observability/metrics.js';
-import { startServices } from '../../src/runtime/services.js';
-import { LogCapture } from '../harness/app.js';
+import { startApi } from '../harness/api-instance.js';
 import { createKey } from '../harness/fixtures.js';
 import { http, spawnServe } from '../harness/serve-process.js';
 import { startNats, startNatsCluster, tempDir } from '../harness/servers.js';
@@ -101,12 +96,8 @@ describe('metering through crashes and leader elections', () => {
   test('proof 4: killing the USAGE stream leader of a 3-node cluster under load loses and duplicates nothing', async () => {
     const cluster = await startNatsCluster(3);
     const dir = tempDir();
-    const config = loadConfig({}, { NATS_URLS: cluster.urls.join(','), NATS_REPLICAS: '3', DATA_DIR: dir.dir, EMBEDDED_SERVICES: 'off', INSTANCE_ID: 'p4', PUBLISH_TIMEOUT_MS: '2000', BREAKER_RESET_TIMEOUT_MS: '1000', RATE_LIMITS: 'free=1,pro=1,enterprise=10000000' });
-    const logs = new LogCapture();
-    const metrics = new ApiMetrics('test', 'p4');
-    const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
-    const app = buildApp(config, { keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter, health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs });
-    await app.ready();
+    const a = await startApi({ NATS_URLS: cluster.urls.join(','), NATS_REPLICAS: '3', DATA_DIR: dir.dir, PUBLISH_TIMEOUT_MS: '2000', BREAKER_RESET_TIMEOUT_MS: '1000', RATE_LIMITS: 'free=1,pro=1,enterprise=10000000' }, 'p4');
+    const { app, services } = a;
     try {
       const { key } = await createKey(services.keys, 'acme', 'enterprise', ['write']);
       const answered: string[] = [];
@@ -144,8 +135,7 @@ describe('metering through crashes and leader elections', () => {
       assertNoLossNoDuplicates('proof 4', answered, [], await readAllUsage(cluster.servers.filter((s) => s !== leader).map((s) => s.url)));
       await leader.start();
     } finally {
-      await app.close();
-      await services.close();
+      await a.close();
       await cluster.cleanup();
       dir.remove();
     }

@@ -2,40 +2,16 @@ import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
 import type { ConfigVarName } from '../../src/config/schema.js';
-import { buildApp } from '../../src/http/app.js';
-import { Lifecycle } from '../../src/http/lifecycle.js';
-import { ApiMetrics } from '../../src/observability/metrics.js';
-import { startServices, type Services } from '../../src/runtime/services.js';
-import { LogCapture } from '../harness/app.js';
+import { startApi, type ApiInstance } from '../harness/api-instance.js';
 import { createKey } from '../harness/fixtures.js';
 import { startOpenMeterStandIn } from '../harness/openmeter-standin.js';
 import { startNats, tempDir } from '../harness/servers.js';
 import { readAllUsage, tally } from '../harness/usage.js';
 
-interface Api {
-  readonly app: FastifyInstance;
-  readonly services: Services;
-  readonly logs: LogCapture;
-  close(): Promise<void>;
-}
 
-async function api(env: Partial<Record<ConfigVarName, string>>): Promise<Api> {
-  const config = loadConfig({}, { EMBEDDED_SERVICES: 'off', INSTANCE_ID: 'metering', RATE_LIMITS: 'free=60,pro=600,enterprise=1000000', ...env });
-  const logs = new LogCapture();
-  const metrics = new ApiMetrics('test', 'metering');
-  const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
-  const app = buildApp(config, {
-    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
-    ...(services.usage && { usage: services.usage }), health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
-  });
-  await app.ready();
-  return { app, services, logs, close: async () => {
-    await app.close();
-    await services.close();
-  } };
+function api(env: Partial<Record<ConfigVarName, string>>): Promise<ApiInstance> {
+  return startApi({ RATE_LIMITS: 'free=60,pro=600,enterprise=1000000', ...env }, 'metering');
 }
 
 interface LoadResult {

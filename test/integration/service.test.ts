@@ -1,40 +1,15 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
 import type { ConfigVarName } from '../../src/config/schema.js';
-import { buildApp } from '../../src/http/app.js';
-import { Lifecycle } from '../../src/http/lifecycle.js';
-import { ApiMetrics } from '../../src/observability/metrics.js';
-import { startServices, type Services } from '../../src/runtime/services.js';
-import { LogCapture } from '../harness/app.js';
+import { startApi, type ApiInstance } from '../harness/api-instance.js';
 import { createKey } from '../harness/fixtures.js';
 import { startNats, startRedis, tempDir } from '../harness/servers.js';
 
-interface Instance {
-  readonly app: FastifyInstance;
-  readonly services: Services;
-  readonly logs: LogCapture;
-  close(): Promise<void>;
-}
+type Instance = ApiInstance;
 
-async function instance(name: string, env: Partial<Record<ConfigVarName, string>>): Promise<Instance> {
-  const config = loadConfig({}, { EMBEDDED_SERVICES: 'off', INSTANCE_ID: name, LOG_LEVEL: 'info', ...env });
-  const logs = new LogCapture();
-  const log = pino({ level: 'info' }, logs) as FastifyBaseLogger;
-  const metrics = new ApiMetrics('test', name);
-  const services = await startServices(config, log, metrics);
-  const app = buildApp(config, {
-    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
-    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
-  });
-  await app.ready();
-  return { app, services, logs, close: async () => {
-    await app.close();
-    await services.close();
-  } };
+function instance(name: string, env: Partial<Record<ConfigVarName, string>>): Promise<ApiInstance> {
+  return startApi(env, name);
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs: number): Promise<{ value: T; ms: number }> {
