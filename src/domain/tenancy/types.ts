@@ -8,6 +8,10 @@ export interface Tenant {
   readonly tier: Tier;
   readonly subscription_status: SubscriptionStatus;
   readonly stripe_customer_id?: string;
+  /** The Stripe subscription the tier follows; set by the Stripe webhook. */
+  readonly stripe_subscription_id?: string;
+  /** `created` (unix seconds) of the newest Stripe event applied; an older one arriving later is ignored. */
+  readonly stripe_event_at?: number;
   readonly created_at: string;
   readonly updated_at: string;
 }
