@@ -2,8 +2,9 @@ import type { Command } from '../command.js';
 import { busCommand } from './bus.js';
 import { exporterCommand } from './exporter.js';
 import { keysCommand } from './keys.js';
+import { loadCommand } from './load.js';
 import { serveCommand } from './serve.js';
 import { tenantsCommand } from './tenants.js';
 
 /** Every subcommand, in help order. */
-export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand];
+export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand, loadCommand];
