@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type RawServerDefault } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
+import type { BillingBackend } from '../domain/billing/ports.js';
 import type { IdempotencyStore, LimitStore } from '../domain/limits/ports.js';
 import type { UsageMeter, UsageQuery } from '../domain/metering/ports.js';
 import type { KeyStore } from '../domain/tenancy/types.js';
@@ -20,6 +21,7 @@ import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { usageRoutes } from './routes/usage.js';
+import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
 import './types.js';
 
 export interface AppDeps {
@@ -32,6 +34,10 @@ export interface AppDeps {
   readonly usage?: UsageQuery;
   /** Lets an admin force the event-bus breaker to probe now. */
   readonly bus?: BusAdmin;
+  /** Stripe webhook ledger on NATS; absent: handled Stripe events get 503 and Stripe retries. */
+  readonly billing?: BillingBackend;
+  /** Tuning of the webhook processor (lease, busy wait); tests shorten them. */
+  readonly webhookProcessor?: WebhookRouteDeps['processor'];
   readonly health?: HealthRegistry;
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
@@ -137,6 +143,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
   usageRoutes(app, { ...(deps.usage && { usage: deps.usage }) });
   adminRoutes(app, { instance: config.INSTANCE_ID, ...(deps.bus && { bus: deps.bus }) });
+  webhookRoutes(app, { config, keys: deps.keys, billing: deps.billing, registry: metrics.registry, ...(deps.webhookProcessor && { processor: deps.webhookProcessor }) });
   return app;
 }
 

@@ -8,6 +8,7 @@ import { ensureStreams } from '../adapters/nats/streams.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
 import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
 import { disabledExporterStatus, UsageExporter } from '../adapters/openmeter/exporter.js';
+import { NatsBillingBackend } from '../adapters/stripe/nats-billing.js';
 import { serveBusProbe } from '../adapters/nats/admin-bus.js';
 import type { BusAdmin } from '../http/routes/admin.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
@@ -28,6 +29,7 @@ export interface Services {
   readonly meter: DurableMeter<QueuePosition>;
   readonly usage: StreamUsageQuery | undefined;
   readonly bus: BusAdmin;
+  readonly billing: NatsBillingBackend | undefined;
   readonly health: HealthRegistry;
   readonly embedded: EmbeddedServices;
   /** Which backend each dependency runs on, for the start-up banner. */
@@ -111,6 +113,12 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     });
     opened.push(() => keys.close());
 
+    // Webhook effects need the KV ledger: without NATS, handled Stripe events get 503 and are retried.
+    const billing = nats && keys.kind === 'nats' ? new NatsBillingBackend(nats, { replicas: config.NATS_REPLICAS }) : undefined;
+    if (billing && config.STRIPE_WEBHOOK_SECRET !== '') {
+      await billing.ready().catch((err: unknown) => log.warn({ err }, 'Stripe webhook ledger not ready yet; it opens on the first webhook'));
+    }
+
     const limits = await createLimitBackends({
       redisUrl,
       commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
@@ -155,6 +163,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
       // Pushed after NATS opened, so it stops (and hands back unacked events) before NATS closes.
       opened.push(() => running.stop(5000));
     }
+    if (billing && config.STRIPE_WEBHOOK_SECRET !== '') health.register('stripe_webhooks', () => ({ ...billing.status() }));
     health.register('exporter', () => exporter ? { ...exporter.status() } : disabledExporterStatus(
       config.OPENMETER_URL === undefined ? 'OPENMETER_URL not set: usage events stay in USAGE' : !nats ? 'no NATS' : 'EXPORTER_ENABLED=off: run kgents exporter'), { optional: true });
     health.register('key_store', () => ({
@@ -166,7 +175,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (!nats) metrics.dependencyUp.set({ component: 'nats' }, 0);
 
     return {
-      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus,
+      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus, billing,
       summary: {
         nats: nats ? `jetstream (${natsUrls.map(redactUrl).join(', ')})` : 'none: fallbacks',
         redis: limits.status().mode === 'redis' ? 'redis' : `memory (${limits.status().status})`,

@@ -24,7 +24,7 @@ export async function startApi(env: Partial<Record<ConfigVarName, string>>, name
   const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
   const app = buildApp(config, {
     keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
-    bus: services.bus, ...(services.usage && { usage: services.usage }),
+    bus: services.bus, ...(services.billing && { billing: services.billing }), ...(services.usage && { usage: services.usage }),
     health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
   });
   await app.ready();

@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { HANDLED_EVENT_TYPES } from '../../src/domain/billing/intent.js';
 import { buildApp } from '../../src/http/app.js';
 import { Lifecycle } from '../../src/http/lifecycle.js';
-import { STRIPE_WEBHOOK_PATH, webhookRoutes } from '../../src/http/routes/webhooks.js';
+import { STRIPE_WEBHOOK_PATH } from '../../src/http/routes/webhooks.js';
 import { ApiMetrics } from '../../src/observability/metrics.js';
 import { startServices, type Services } from '../../src/runtime/services.js';
 import { eventId, makeTenant, nowS, PRICE_TIERS, SECRET, signed } from '../adapters/stripe/fixtures.js';
@@ -44,12 +44,12 @@ describe('POST /webhooks/stripe under random input (real nats-server)', () => {
     });
     const metrics = new ApiMetrics('test', 'prop');
     services = await startServices(config, pino({ level: 'info' }, logs), metrics);
+    assert.ok(services.nats);
     app = buildApp(config, {
       keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
       health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
+      billing: new NatsBillingBackend(services.nats), webhookProcessor: { busyWaitMs: 200 },
     });
-    assert.ok(services.nats);
-    webhookRoutes(app, { config, keys: services.keys, billing: new NatsBillingBackend(services.nats), registry: metrics.registry, processor: { busyWaitMs: 200 } });
     await app.ready();
     await services.keys.putTenant(makeTenant('prop', { stripe_customer_id: 'cus_PROP' }));
   });

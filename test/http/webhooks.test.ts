@@ -12,14 +12,14 @@ import type { ProcessorOptions } from '../../src/domain/billing/processor.js';
 import type { Tenant } from '../../src/domain/tenancy/types.js';
 import { buildApp } from '../../src/http/app.js';
 import { Lifecycle } from '../../src/http/lifecycle.js';
-import { STRIPE_WEBHOOK_PATH, webhookRoutes } from '../../src/http/routes/webhooks.js';
+import { STRIPE_WEBHOOK_PATH } from '../../src/http/routes/webhooks.js';
 import { ApiMetrics } from '../../src/observability/metrics.js';
 import { startServices, type Services } from '../../src/runtime/services.js';
 import {
   auditRecords, checkoutCompleted, invoiceEvent, makeTenant, nowS, PRICE_TIERS, SECRET, signed, stripeEvent, subscriptionEvent,
   type SignedRequest, type StripeEventJson,
 } from '../adapters/stripe/fixtures.js';
-import { LogCapture, testAppUnready } from '../harness/app.js';
+import { LogCapture, testApp } from '../harness/app.js';
 import { startNats, tempDir } from '../harness/servers.js';
 
 /** Fails chosen backend calls a given number of times, like a KV write or publish timing out. */
@@ -77,13 +77,12 @@ async function instance(name: string, natsUrl: string, processor: Omit<Processor
   const logs = new LogCapture();
   const metrics = new ApiMetrics('test', name);
   const services = await startServices(config, pino({ level: 'info' }, logs), metrics);
-  const app = buildApp(config, {
-    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
-    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
-  });
   assert.ok(services.nats);
   const backend = new FlakyBackend(new NatsBillingBackend(services.nats, { replicas: config.NATS_REPLICAS }));
-  webhookRoutes(app, { config, keys: services.keys, billing: backend, registry: metrics.registry, processor });
+  const app = buildApp(config, {
+    keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
+    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs, billing: backend, webhookProcessor: processor,
+  });
   await app.ready();
   return { name, app, services, logs, backend, close: async () => {
     await app.close();
@@ -404,9 +403,7 @@ describe('POST /webhooks/stripe on two instances sharing one nats-server', () =>
 
 describe('POST /webhooks/stripe without a durable ledger', () => {
   test('with the file key store (no NATS KV): 503 ERR_WEBHOOK_UNAVAILABLE for handled events, 200 for ignored ones', async () => {
-    const t = await testAppUnready({ STRIPE_WEBHOOK_SECRET: SECRET });
-    webhookRoutes(t.app, { config: t.config, keys: t.keys, billing: undefined, registry: new ApiMetrics('test', 'x').registry });
-    await t.app.ready();
+    const t = await testApp({ STRIPE_WEBHOOK_SECRET: SECRET });
     try {
       const res = await t.app.inject({ method: 'POST', url: STRIPE_WEBHOOK_PATH, ...signed(checkoutCompleted({ tenant: 'acme', customer: 'cus_A' })) });
       assert.equal(res.statusCode, 503);
@@ -420,9 +417,7 @@ describe('POST /webhooks/stripe without a durable ledger', () => {
   });
 
   test('with no STRIPE_WEBHOOK_SECRET: 503 "not configured"; other routes keep their JSON parsing', async () => {
-    const t = await testAppUnready({ STRIPE_WEBHOOK_SECRET: '' });
-    webhookRoutes(t.app, { config: t.config, keys: t.keys, billing: undefined, registry: new ApiMetrics('test', 'x').registry });
-    await t.app.ready();
+    const t = await testApp({ STRIPE_WEBHOOK_SECRET: '' });
     try {
       const res = await t.app.inject({ method: 'POST', url: STRIPE_WEBHOOK_PATH, ...signed(checkoutCompleted({ tenant: 'acme', customer: 'cus_A' })) });
       assert.equal(res.statusCode, 503);
@@ -436,11 +431,6 @@ describe('POST /webhooks/stripe without a durable ledger', () => {
   });
 
   test('a malformed STRIPE_PRICE_TIERS stops start-up with a configuration error', async () => {
-    const t = await testAppUnready({ STRIPE_WEBHOOK_SECRET: SECRET, STRIPE_PRICE_TIERS: 'price_1=gold' });
-    try {
-      assert.throws(() => webhookRoutes(t.app, { config: t.config, keys: t.keys, billing: undefined, registry: new ApiMetrics('test', 'x').registry }), /STRIPE_PRICE_TIERS/);
-    } finally {
-      await t.dispose();
-    }
+    await assert.rejects(testApp({ STRIPE_WEBHOOK_SECRET: SECRET, STRIPE_PRICE_TIERS: 'price_1=gold' }), /STRIPE_PRICE_TIERS/);
   });
 });

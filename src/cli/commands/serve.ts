@@ -20,7 +20,7 @@ export const serveCommand: Command = {
     const lifecycle = new Lifecycle();
     const services = await startServices(config, bootLog, metrics);
     const app = buildApp(config, {
-      keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter, bus: services.bus, ...(services.usage && { usage: services.usage }),
+      keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter, bus: services.bus, ...(services.billing && { billing: services.billing }), ...(services.usage && { usage: services.usage }),
       health: services.health, lifecycle, metrics,
     });
 
