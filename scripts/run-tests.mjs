@@ -22,7 +22,9 @@ if (selected.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// A hung test must fail the run, not hold CI until its time limit: no single test may take 5 minutes.
+const timeout = process.env.TEST_TIMEOUT_MS ?? '300000';
 const result = spawnSync(process.execPath, [
-  '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...selected,
+  '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...selected,
 ], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
