@@ -134,8 +134,9 @@ function errorBody(message: string): string {
  *   connection to it fails, or when `remove()`/`disable()` takes it out. Being HTTP-aware, it stops
  *   sending new requests to a draining backend even on kept-alive client connections.
  * - A request whose connection to a backend fails is retried on another backend when that is safe:
- *   always if the connection was refused (the backend never saw it), and after a reset only for
- *   idempotent methods and requests with an Idempotency-Key (the API deduplicates those).
+ *   always if the connection was refused or reset with the request unread (the application never
+ *   saw it); after the connection ended without an answer (the backend may have processed it) only
+ *   for idempotent methods and requests with an Idempotency-Key (the API deduplicates those).
  */
 export class Balancer {
   private server: Server | undefined;
@@ -413,16 +414,21 @@ export class Balancer {
       backend.errors++;
       const code = err.code ?? '';
       const refused = CONNECT_ERRORS.has(code);
-      const reset = code === 'ECONNRESET' || code === 'EPIPE' || err.message === 'socket hang up';
+      const reset = code === 'ECONNRESET' || code === 'EPIPE';
+      // The peer's kernel answered with a RST (a read or write failed, rather than the connection
+      // ending): the socket was closed with our request still unread in it, or was already gone.
+      // Either way the application never read the request, so any method may be retried. A FIN
+      // without an answer ("socket hang up") means it may have read and processed it.
+      const unread = reset && (err.syscall === 'read' || err.syscall === 'write');
       // A refused or reset connection means the instance is gone (or going): no more requests until a probe says otherwise.
-      if (refused || reset) this.setReady(backend, false, `connection failed: ${code || err.message}`);
+      if (refused || reset) this.setReady(backend, false, `connection failed: ${err.message}`);
       const replayable = IDEMPOTENT.has(req.method ?? 'GET') || req.headers['idempotency-key'] !== undefined;
-      if (refused || (reset && replayable)) {
+      if (refused || unread || (reset && replayable)) {
         this.totals.retries++;
         this.forward(req, res, body, tried);
         return;
       }
-      this.fail(res, code === 'ETIMEDOUT_UPSTREAM' ? `API instance ${backend.id} did not answer in time` : `API instance ${backend.id} failed: ${code || err.message}`, false);
+      this.fail(res, code === 'ETIMEDOUT_UPSTREAM' ? `API instance ${backend.id} did not answer in time` : `API instance ${backend.id} failed: ${err.message}`, false);
     });
     up.end(body);
   }

@@ -10,15 +10,17 @@ interface FakeBackend {
   readonly id: string;
   readonly port: number;
   readiness: number;
-  /** When set, requests with this method get their connection destroyed without an answer. */
+  /** When set, requests with this method get their connection closed without an answer. */
   resetMethod: string | undefined;
+  /** How: `fin` (a normal close: the request may have been processed) or `rst` (reset: it was not read). */
+  resetWith: 'fin' | 'rst';
   served: number;
   close(): Promise<void>;
 }
 
 async function fakeBackend(id: string): Promise<FakeBackend> {
   const sockets = new Set<Socket>();
-  const state = { readiness: 200, resetMethod: undefined as string | undefined, served: 0 };
+  const state = { readiness: 200, resetMethod: undefined as string | undefined, resetWith: 'fin' as 'fin' | 'rst', served: 0 };
   const server: Server = createServer((req, res) => {
     if (req.url === '/ready') {
       res.writeHead(state.readiness, { 'content-type': 'application/json' });
@@ -26,7 +28,8 @@ async function fakeBackend(id: string): Promise<FakeBackend> {
       return;
     }
     if (req.method === state.resetMethod) {
-      req.socket.destroy();
+      if (state.resetWith === 'rst') req.socket.resetAndDestroy();
+      else req.socket.destroy();
       return;
     }
     let body = '';
@@ -152,6 +155,22 @@ describe('stack load balancer', () => {
       assert.equal(plain?.status, 503);
       assert.match(plain?.body ?? '', /ERR_SERVICE_UNAVAILABLE/);
       assert.ok(lb.stats().failed >= 1);
+    });
+  });
+
+  test('a connection reset (RST: the request was never read) is retried elsewhere even for a plain POST', async () => {
+    await withBalancer(2, async (lb, [b1, b2]) => {
+      assert.ok(b1 && b2);
+      b1.resetMethod = 'POST';
+      b1.resetWith = 'rst';
+      for (let i = 0; i < 4; i++) {
+        await lb.waitInRotation('b1', 2000);
+        const r = await send(lb.port, { method: 'POST', body: `plain-${i}` });
+        assert.equal(r.status, 200, r.body);
+        assert.equal(r.backend, 'b2');
+      }
+      assert.ok(lb.stats().retries >= 1);
+      assert.equal(lb.stats().failed, 0);
     });
   });
 
