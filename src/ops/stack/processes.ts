@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -34,10 +34,16 @@ function procStat(pid: number): ProcStat | undefined {
   }
 }
 
-/** The command line of a process, arguments joined by spaces; undefined when unreadable. */
+/** The command line of a process, arguments joined by spaces (from /proc, else `ps`); undefined when unknown. */
 export function procCmdline(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '').join(' ');
+  } catch {
+    if (hasProcfs()) return undefined;
+  }
+  try {
+    const line = execFileSync('ps', ['-p', String(pid), '-o', 'command='], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 }).trim();
+    return line === '' ? undefined : line;
   } catch {
     return undefined;
   }
@@ -73,11 +79,11 @@ export type Liveness = 'alive' | 'paused' | 'gone' | 'other';
 export function liveness(record: ProcessRecord): Liveness {
   if (!pidAlive(record.pid)) return 'gone';
   const stat = procStat(record.pid);
-  if (stat === undefined) return 'alive';
-  if (record.start_ticks !== null && stat.startTicks !== record.start_ticks) return 'other';
+  if (stat !== undefined && record.start_ticks !== null && stat.startTicks !== record.start_ticks) return 'other';
+  // Without /proc (macOS) only the command line (from ps) tells the process apart; unknown counts as other.
   const cmdline = procCmdline(record.pid);
-  if (cmdline !== undefined && !cmdline.includes(record.match)) return 'other';
-  return stat.state === 'T' || stat.state === 't' ? 'paused' : 'alive';
+  if (cmdline === undefined ? stat === undefined : !cmdline.includes(record.match)) return 'other';
+  return stat?.state === 'T' || stat?.state === 't' ? 'paused' : 'alive';
 }
 
 /** Sends a signal to a recorded process only if it is still that process. */
@@ -155,7 +161,7 @@ function installExitHook(): void {
 export class StackProcess {
   private child: ChildProcess | undefined;
   private exitInfo: ProcessExit | undefined;
-  /** Resolves when the process has exited (immediately if it never started). */
+  /** Resolves when the process has exited (never, if it is never started). */
   readonly exited: Promise<ProcessExit>;
   private resolveExit: (exit: ProcessExit) => void = () => undefined;
   record: ProcessRecord | undefined;
