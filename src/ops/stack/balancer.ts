@@ -53,6 +53,8 @@ export interface BalancerOptions {
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate']);
+/** Handled by the balancer itself: it has read the whole body before forwarding. */
+const REQUEST_ONLY = new Set(['expect']);
 /** Safe to send twice: RFC 9110 idempotent methods. Other requests are retried only with an Idempotency-Key. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Errors that mean the request never reached the backend's application: always safe to retry. */
@@ -96,7 +98,7 @@ function forwardedHeaders(req: IncomingMessage, bodyLength: number): OutgoingHtt
   const out: OutgoingHttpHeaders = {};
   const connectionTokens = (req.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim());
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionTokens.includes(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_ONLY.has(name) || connectionTokens.includes(name)) continue;
     out[name] = value;
   }
   const peer = req.socket.remoteAddress;

@@ -179,6 +179,8 @@ export class Stack implements StackControl {
   private control: ControlServer | undefined;
   private readonly parts: Part[] = [];
   private readonly retiring: RetiringProcess[] = [];
+  /** Replacement processes still starting (not yet their slot's process). */
+  private readonly pending = new Set<StackProcess>();
   private status: StackStatus = 'stopped';
   private error: string | undefined;
   private startedAt = new Date().toISOString();
@@ -573,12 +575,15 @@ export class Stack implements StackControl {
       const proc = this.apiProcess(part, instanceId, port, dataIndex);
       this.log('info', `replacing ${part.id}: starting ${instanceId} on port ${port}`);
       proc.start();
+      this.pending.add(proc);
       try {
         await this.waitProcessReady(instanceId, proc, 'api', { http: port }, 60_000);
         if (this.stopping) throw new PartStateError('the stack is stopping');
       } catch (err) {
         await proc.stop(5000);
         throw err;
+      } finally {
+        this.pending.delete(proc);
       }
       const readyMs = Date.now() - started;
       const oldInstance = part.instanceId;
@@ -656,6 +661,7 @@ export class Stack implements StackControl {
     await Promise.all([
       stopAll(this.parts.filter((p) => p.kind === 'api'), apiGrace),
       ...this.retiring.map((r) => r.proc.stop(apiGrace)),
+      ...[...this.pending].map((proc) => proc.stop(5000)),
     ]);
     await this.balancer.stop(1000);
     await stopAll(this.parts.filter((p) => p.kind === 'redis'), 10_000);
