@@ -59,7 +59,7 @@ const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding'
 
 /** Secrets are created at deploy time (docs/deployment.md step 1), never committed. */
 export const EXTERNAL_SECRETS: Record<string, Record<string, readonly string[]>> = {
-  'kgents-api': { 'kgents-api-secrets': ['redis-url', 'openmeter-api-key', 'stripe-api-key', 'stripe-webhook-secret'] },
+  'kgents-api': { 'kgents-api-secrets': ['redis-url', 'openmeter-api-key', 'stripe-webhook-secret'] },
   'kgents-agents': { 'redis-auth': ['password'] },
   'kgents-observability': { 'grafana-admin': ['password'], 'alertmanager-receivers': ['oncall-webhook-url'] },
   'kgents-gateway': { 'kgents-tls': ['tls.crt', 'tls.key'] },
