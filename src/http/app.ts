@@ -130,9 +130,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    const labels = { route, method: request.method, status: String(reply.statusCode) };
-    metrics.httpRequests.inc(labels);
-    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
     if (config.LOG_REQUESTS === 'all' || (config.LOG_REQUESTS === 'errors' && reply.statusCode >= 400)) {
       request.log.info(logFields(request, reply.statusCode, reply.elapsedTime), 'request completed');
     }

@@ -136,6 +136,24 @@ export class ApiMetrics {
     } });
   }
 
+  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
+
+  /**
+   * Per-request accounting on the hot path: label children are looked up once per route, method and
+   * status, instead of prom-client hashing a label object on every call.
+   */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${status} ${method} ${route}`;
+    let series = this.requestSeries.get(key);
+    if (!series) {
+      const labels = { route, method, status: String(status) };
+      series = { count: this.httpRequests.labels(labels), duration: this.httpDuration.labels(labels) };
+      this.requestSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
+  }
+
   setMode(component: string, active: string, all: readonly string[]): void {
     for (const mode of all) this.dependencyMode.set({ component, mode }, mode === active ? 1 : 0);
   }

@@ -26,7 +26,18 @@ export class JetStreamUsagePublisher implements EventPublisher {
    * round trip on the wire rather than one each: the group commit on the JetStream side.
    */
   async publish(event: Pick<UsageEvent, 'id' | 'subject' | 'type'>, payload: Uint8Array): Promise<PublishAck> {
-    const ack = await this.js.publish(usageSubject(event.subject, event.type), payload, { msgID: event.id, timeout: this.timeoutMs, expect: { streamName: USAGE_STREAM } });
+    // nats.js constructs a RequestError and a TimeoutError up front for every request, and capturing
+    // their stack traces was the largest single cost of a metered call in the profile (~33 µs of
+    // ~210 µs, plus the garbage). Their messages survive without a stack; only the capture is skipped.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    let pending: ReturnType<JetStreamClient['publish']>;
+    try {
+      pending = this.js.publish(usageSubject(event.subject, event.type), payload, { msgID: event.id, timeout: this.timeoutMs, expect: { streamName: USAGE_STREAM } });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+    const ack = await pending;
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
