@@ -1,0 +1,30 @@
+/**
+ * The baseline: a bare Fastify hello-world with the logger off, run as its own process by
+ * bench/run.ts. Same Fastify version as the API, so the ratio isolates what the API adds.
+ * Env: PORT (required), HOST (default 127.0.0.1).
+ */
+import Fastify from 'fastify';
+
+const port = Number(process.env.PORT);
+if (!Number.isInteger(port) || port <= 0) {
+  process.stderr.write('bare-server: set PORT\n');
+  process.exit(2);
+}
+const host = process.env.HOST ?? '127.0.0.1';
+
+const app = Fastify({ logger: false });
+app.get('/', () => ({ hello: 'world' }));
+
+const stop = (): void => {
+  void app.close().then(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+
+app.listen({ port, host }).then(
+  (address) => process.stdout.write(`bare fastify listening on ${address}\n`),
+  (err: unknown) => {
+    process.stderr.write(`bare-server: ${String(err)}\n`);
+    process.exit(1);
+  },
+);

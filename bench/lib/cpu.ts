@@ -1,0 +1,92 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let ticksPerSecond: number | undefined;
+
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** User+system CPU seconds a process has used so far (Linux /proc); undefined elsewhere or if it is gone. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    return (utime + stime) / clockTicks();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Samples several processes' CPU over an interval; `stop()` gives % of one core per name, plus
+ * `machine`: the whole machine's busy time (all cores, every process), in % of one core.
+ */
+export function startCpuWatch(pids: Readonly<Record<string, number | undefined>>): { stop(): Record<string, number> } {
+  const started = process.hrtime.bigint();
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const machineBefore = machineBusySeconds();
+  return {
+    stop() {
+      const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+      const out: Record<string, number> = {};
+      const machineAfter = machineBusySeconds();
+      if (machineBefore !== undefined && machineAfter !== undefined && wallS > 0) {
+        out.machine = Math.round(((machineAfter - machineBefore) / wallS) * 1000) / 10;
+      }
+      for (const [name, pid] of Object.entries(pids)) {
+        const a = before[name];
+        const b = cpuSeconds(pid);
+        if (a !== undefined && b !== undefined && wallS > 0) out[name] = Math.round(((b - a) / wallS) * 1000) / 10;
+      }
+      return out;
+    },
+  };
+}
+
+/** Busy CPU seconds of the whole machine so far, summed over cores (Linux /proc/stat). */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const [label, ...rest] = line.trim().split(/\s+/);
+    if (label !== 'cpu') return undefined;
+    // user nice system idle iowait irq softirq steal ...: everything except idle and iowait is busy.
+    const v = rest.map(Number);
+    const busy = (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0);
+    return busy / clockTicks();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the machine has been nearly idle for one second (busy below `thresholdPct` of one
+ * core; the bench's own servers are idle between runs, so this is other people's work), or until
+ * `maxWaitS` has passed. Returns the seconds waited, or undefined when it never got quiet.
+ */
+export async function waitForQuiet(maxWaitS: number, thresholdPct: number, sleep: (ms: number) => Promise<unknown>): Promise<number | undefined> {
+  const started = Date.now();
+  for (;;) {
+    const a = machineBusySeconds();
+    const t0 = process.hrtime.bigint();
+    await sleep(1000);
+    const b = machineBusySeconds();
+    if (a === undefined || b === undefined) return 0;
+    const busyPct = ((b - a) / (Number(process.hrtime.bigint() - t0) / 1e9)) * 100;
+    const waited = (Date.now() - started) / 1000;
+    if (busyPct < thresholdPct) return waited;
+    if (waited >= maxWaitS) return undefined;
+  }
+}

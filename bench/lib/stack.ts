@@ -1,0 +1,182 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ManagedProcess, waitUntil } from '../../src/adapters/local/managed-process.js';
+import { LocalNatsServer } from '../../src/adapters/local/nats-server.js';
+import { freePort } from '../../src/adapters/local/ports.js';
+import { LocalRedisServer } from '../../src/adapters/local/redis-server.js';
+
+const execFileP = promisify(execFile);
+
+/** Repository root, from dist/bench/lib. */
+export const ROOT = join(import.meta.dirname, '..', '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const BARE = join(ROOT, 'dist', 'bench', 'bare-server.js');
+
+/** Limits high enough that the bench never sees a 429 or a 402, while still running the checks. */
+export const BENCH_RATE_LIMITS = 'free=60,pro=600,enterprise=100000000';
+export const BENCH_TOKEN_QUOTAS = 'free=100000,pro=10000000,enterprise=1000000000000000';
+
+export interface StackOptions {
+  readonly dir: string;
+  /** Run the API and the bare server under --cpu-prof, writing to `<dir>/api` and `<dir>/bare`. */
+  readonly cpuProfileDir?: string;
+}
+
+export interface Stack {
+  readonly apiUrl: string;
+  readonly bareUrl: string;
+  readonly apiKey: string;
+  readonly pids: Readonly<Record<'api' | 'bare' | 'nats' | 'redis', number | undefined>>;
+  /** Whether the API still uses real Redis and NATS (no fallback to memory) and its processes live. */
+  dependencyCheck(): Promise<string[]>;
+  /** Stops the API and the bare server (SIGTERM: profiled processes write their .cpuprofile on exit). */
+  stopServers(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Asks a Redis server for its pid (INFO server) over a raw socket. */
+function redisPid(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (pid: number | undefined): void => {
+      socket.destroy();
+      resolve(pid);
+    };
+    socket.setTimeout(1000, () => done(undefined));
+    socket.once('error', () => done(undefined));
+    socket.once('connect', () => socket.write('INFO server\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      const match = /process_id:(\d+)/.exec(buf);
+      if (match?.[1]) done(Number(match[1]));
+    });
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+interface SaasHealth {
+  status?: string;
+  components?: Record<string, { status?: string; mode?: string }>;
+}
+
+/**
+ * Starts nats-server (JetStream) and redis-server in `dir`, creates an enterprise API key through
+ * the CLI, then the API (`kgents serve`) and the bare Fastify server, each its own process.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const procs: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of procs.reverse()) {
+      try {
+        await stop();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+    procs.length = 0;
+  };
+
+  try {
+    const nats = new LocalNatsServer({ dir: join(options.dir, 'nats') });
+    const redis = new LocalRedisServer({ dir: join(options.dir, 'redis') });
+    procs.push(() => nats.stop(), () => redis.stop());
+    await Promise.all([nats.start(), redis.start()]);
+
+    const dataDir = join(options.dir, 'api');
+    mkdirSync(dataDir, { recursive: true });
+    const baseEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      NATS_URLS: nats.url,
+      REDIS_URL: redis.url,
+      EMBEDDED_SERVICES: 'off',
+      KEY_STORE: 'nats',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      RATE_LIMITS: BENCH_RATE_LIMITS,
+      TOKEN_QUOTAS: BENCH_TOKEN_QUOTAS,
+      SHUTDOWN_DELAY_MS: '0',
+      INSTANCE_ID: 'bench',
+    };
+
+    const { stdout } = await execFileP(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', '--tier', 'enterprise', '--scopes', 'read,write', '--json'], { env: baseEnv });
+    const created = JSON.parse(stdout) as { key?: unknown; tier?: unknown };
+    if (typeof created.key !== 'string') throw new Error(`keys create printed no key: ${stdout.slice(0, 300)}`);
+    const apiKey = created.key;
+
+    const apiPort = await freePort();
+    const profileArgs = (name: string): string[] => (options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, name)}`] : []);
+    const api = new ManagedProcess({
+      name: 'api',
+      command: process.execPath,
+      args: [...profileArgs('api'), CLI, 'serve'],
+      env: { ...baseEnv, PORT: String(apiPort), HOST: '127.0.0.1' },
+      logFile: join(options.dir, 'api.log'),
+    });
+    api.start();
+    procs.push(() => api.stop(10_000));
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    await waitUntil('kgents API /ready', () => httpOk(`${apiUrl}/ready`), 30_000, api);
+
+    const barePort = await freePort();
+    const bare = new ManagedProcess({
+      name: 'bare',
+      command: process.execPath,
+      args: [...profileArgs('bare'), BARE],
+      env: { ...process.env, PORT: String(barePort), HOST: '127.0.0.1' },
+      logFile: join(options.dir, 'bare.log'),
+    });
+    bare.start();
+    procs.push(() => bare.stop());
+    const bareUrl = `http://127.0.0.1:${barePort}`;
+    await waitUntil('bare Fastify server', () => httpOk(`${bareUrl}/`), 15_000, bare);
+
+    const pids = { api: api.pid, bare: bare.pid, nats: nats.pid, redis: await redisPid(redis.port) };
+
+    return {
+      apiUrl, bareUrl, apiKey, pids,
+      async dependencyCheck() {
+        const problems: string[] = [];
+        for (const [name, running] of [['api', api.running], ['bare', bare.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
+          if (!running) problems.push(`${name} is not running`);
+        }
+        if (!api.running) return problems;
+        try {
+          const res = await fetch(`${apiUrl}/health/saas`, { signal: AbortSignal.timeout(2000) });
+          const body = (await res.json()) as SaasHealth;
+          const redisState = body.components?.redis;
+          const natsState = body.components?.nats;
+          if (redisState?.mode !== 'redis') problems.push(`API fell back from Redis to memory (redis: ${JSON.stringify(redisState)})`);
+          if (natsState?.status !== 'ok') problems.push(`API's NATS connection is not ok (nats: ${JSON.stringify(natsState)})`);
+        } catch (err) {
+          problems.push(`/health/saas failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return problems;
+      },
+      async stopServers() {
+        await Promise.all([api.stop(10_000), bare.stop()]);
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** The .cpuprofile files a profiled API left in `dir`. */
+export function cpuProfiles(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}

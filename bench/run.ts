@@ -1,0 +1,529 @@
+/**
+ * `npm run bench`: saturation throughput and latency of the real service (kgents serve with real
+ * nats-server and redis-server) against a bare Fastify hello-world measured in the same run.
+ * See docs/benchmarks.md for what is measured and how to read it.
+ *
+ * Options (flags, or BENCH_* environment variables):
+ *   --duration S      seconds per measured run (BENCH_DURATION, default 10)
+ *   --connections N   concurrent connections, no pipelining (BENCH_CONNECTIONS, default 64)
+ *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
+ *   --warmup S        warm-up seconds per target before round 1 (default 3)
+ *   --targets LIST    comma-separated subset of: bare,health,health-saas,resolve,invoke
+ *   --quick           smoke run: 2 s runs, 1 round, 1 s warm-up
+ *   --wrk             also measure the bare server with wrk (-t1) to check the generator is not the ceiling
+ *   --profile         run the servers under --cpu-prof and print where their CPU time goes per request
+ *                     (default targets: bare,invoke; profile one API target at a time)
+ *   --out FILE        results JSON (default bench/results/latest.json; profile runs: bench/results/profile.json)
+ *   --retries N       repeat a run up to N times when other processes took > 15% of a core during it,
+ *                     keeping the quietest attempt (BENCH_RETRIES, default 2; --quick, --profile: 0)
+ *   --quiet-wait S    before each run, wait up to S s for a second in which the machine is idle
+ *                     (BENCH_QUIET_WAIT, default 30; --quick: 0)
+ *   --keep            keep the temporary directory (server logs, data, profiles)
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs, promisify } from 'node:util';
+import { formatAreaComparison, formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
+import { startCpuWatch, waitForQuiet } from './lib/cpu.js';
+import { killLoadGenerators, runLoad } from './lib/load.js';
+import type { LoadJob, LoadSummary } from './lib/load-types.js';
+import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
+import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
+import { median, round as roundTo } from './lib/stats.js';
+
+const execFileP = promisify(execFile);
+
+const TARGET_NAMES = ['bare', 'health', 'health-saas', 'resolve', 'invoke'] as const;
+type TargetName = (typeof TARGET_NAMES)[number];
+
+interface Target {
+  readonly name: TargetName;
+  readonly description: string;
+  readonly server: 'api' | 'bare';
+  /** Throughput goal as a fraction of bare Fastify's, in the same run. */
+  readonly goal?: number;
+  job(stack: Stack): Omit<LoadJob, 'connections' | 'durationS' | 'timeoutS'>;
+  /** A sanity check of one response before any load. */
+  check(status: number, body: string): boolean;
+}
+
+const INVOKE_BODY = JSON.stringify({ path: 'world.house.manifest', observer: { archetype: 'architect' }, kwargs: {} });
+
+const TARGETS: readonly Target[] = [
+  {
+    name: 'bare', description: 'bare Fastify: GET / -> {hello:"world"}, logger off', server: 'bare',
+    job: (s) => ({ url: `${s.bareUrl}/`, method: 'GET', headers: {} }),
+    check: (status, body) => status === 200 && body.includes('world'),
+  },
+  {
+    name: 'health', description: 'GET /health', server: 'api', goal: 0.9,
+    job: (s) => ({ url: `${s.apiUrl}/health`, method: 'GET', headers: {} }),
+    check: (status, body) => status === 200 && body.includes('"ok"'),
+  },
+  {
+    name: 'health-saas', description: 'GET /health/saas (the original\'s baseline route)', server: 'api',
+    job: (s) => ({ url: `${s.apiUrl}/health/saas`, method: 'GET', headers: {} }),
+    check: (status, body) => status === 200 && body.includes('components'),
+  },
+  {
+    name: 'resolve', description: 'GET /v1/agentese/resolve?path=world.house.manifest&archetype=architect (API key, scope read)', server: 'api',
+    job: (s) => ({ url: `${s.apiUrl}/v1/agentese/resolve?path=world.house.manifest&archetype=architect`, method: 'GET', headers: { 'x-api-key': s.apiKey } }),
+    check: (status, body) => status === 200 && body.includes('manifest'),
+  },
+  {
+    name: 'invoke', description: 'POST /v1/agentese/invoke (API key, scope write; rate limit + quota in Redis, tokens added)', server: 'api', goal: 0.5,
+    job: (s) => ({ url: `${s.apiUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
+    check: (status, body) => status === 200 && body.includes('tokens_used'),
+  },
+];
+
+interface Options {
+  durationS: number;
+  connections: number;
+  rounds: number;
+  warmupS: number;
+  targets: TargetName[];
+  wrk: boolean;
+  profile: boolean;
+  out: string;
+  keep: boolean;
+  quick: boolean;
+  retries: number;
+  quietWaitS: number;
+}
+
+function positiveInt(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      targets: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      wrk: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      retries: { type: 'string' },
+      'quiet-wait': { type: 'string' },
+    },
+  });
+  const env = process.env;
+  const quick = values.quick === true;
+  const profile = values.profile === true;
+  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,health,health-saas,resolve,invoke');
+  const targets = targetList.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of targets) {
+    if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}"; choose from ${TARGET_NAMES.join(', ')}`);
+  }
+  const warmup = values.warmup ?? env.BENCH_WARMUP;
+  return {
+    durationS: positiveInt(values.duration ?? env.BENCH_DURATION, 'duration', quick ? 2 : 10),
+    connections: positiveInt(values.connections ?? env.BENCH_CONNECTIONS, 'connections', 64),
+    rounds: positiveInt(values.rounds ?? env.BENCH_ROUNDS, 'rounds', quick ? 1 : 3),
+    warmupS: warmup === '0' ? 0 : positiveInt(warmup, 'warmup', quick ? 1 : 3),
+    targets: TARGET_NAMES.filter((t) => targets.includes(t)),
+    wrk: values.wrk === true,
+    profile,
+    out: values.out ?? join(ROOT, 'bench', 'results', profile ? 'profile.json' : 'latest.json'),
+    keep: values.keep === true,
+    quick,
+    quietWaitS: (values['quiet-wait'] ?? env.BENCH_QUIET_WAIT) === '0' ? 0 : positiveInt(values['quiet-wait'] ?? env.BENCH_QUIET_WAIT, 'quiet-wait', quick ? 0 : 30),
+    retries: (values.retries ?? env.BENCH_RETRIES) === '0' ? 0 : positiveInt(values.retries ?? env.BENCH_RETRIES, 'retries', quick || profile ? 0 : 2),
+  };
+}
+
+interface RunRecord {
+  readonly round: number;
+  readonly target: TargetName;
+  readonly summary: LoadSummary;
+  /** % of one core used during the run, per process. */
+  readonly cpu: Record<string, number>;
+  /** 0 for the first try; more when earlier tries were repeated for noise. */
+  readonly attempt: number;
+}
+
+interface TargetResult {
+  readonly target: TargetName;
+  readonly description: string;
+  readonly rps: number;
+  readonly rpsRounds: number[];
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly ratio: number | undefined;
+  /** Median of the per-round ratios (each against the bare run of the same round). */
+  readonly ratioPerRoundMedian: number | undefined;
+  readonly goal: number | undefined;
+  readonly goalMet: boolean | undefined;
+  readonly serverCpuPct: number | undefined;
+  /** Server CPU per request, µs: robust to other load on the machine, unlike req/s. */
+  readonly serverUsPerReq: number | undefined;
+  /** ... and that figure over bare Fastify's. */
+  readonly serverUsPerReqRatio: number | undefined;
+  /** Redis + NATS CPU per request, µs. */
+  readonly depsUsPerReq: number | undefined;
+  readonly generatorCpuPct: number;
+  readonly redisCpuPct: number | undefined;
+  readonly natsCpuPct: number | undefined;
+  /** CPU used by processes outside the bench during the runs: noise on a shared machine. */
+  readonly otherCpuPct: number | undefined;
+  readonly requests: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly timeouts: number;
+}
+
+/** Busy time of processes outside the bench (other users' tests, builds) above which a run is called noisy. */
+const NOISY_OTHER_CPU_PCT = 15;
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+// Values that crossed IPC as JSON turn NaN into null.
+const fmtMs = (n: number | null | undefined): string => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(2) : '?');
+const fmtPct = (n: number | undefined): string => (n === undefined ? '-' : `${Math.round(n)}%`);
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function runProblems(label: string, s: LoadSummary): string[] {
+  const out: string[] = [];
+  if (s.errors > 0 || s.timeouts > 0) out.push(`${label}: ${s.errors} connection errors, ${s.timeouts} timeouts`);
+  if (s.non2xx > 0) out.push(`${label}: ${s.non2xx} non-2xx responses (${JSON.stringify(s.statusCounts)})`);
+  if (s.requests === 0) out.push(`${label}: no requests completed`);
+  else if (s.samples < s.requests) out.push(`${label}: latency recorded for ${s.samples} of ${s.requests} requests`);
+  return out;
+}
+
+async function sanityCheck(stack: Stack, target: Target): Promise<void> {
+  const job = target.job(stack);
+  const res = await fetch(job.url, { method: job.method, headers: job.headers, ...(job.body !== undefined && { body: job.body }), signal: AbortSignal.timeout(5000) });
+  const body = await res.text();
+  if (!target.check(res.status, body)) throw new Error(`${target.name}: unexpected response ${res.status}: ${body.slice(0, 300)}`);
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells
+    .map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+    .join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+interface WrkResult {
+  readonly rps: number;
+  readonly p50Ms: number | undefined;
+  readonly p99Ms: number | undefined;
+  readonly raw: string;
+}
+
+function wrkMs(text: string, label: string): number | undefined {
+  const match = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
+  if (!match?.[1]) return undefined;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
+
+async function runWrk(url: string, connections: number, durationS: number): Promise<WrkResult> {
+  const { stdout } = await execFileP('wrk', ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', url], { timeout: (durationS + 30) * 1000 });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1];
+  if (!rps) throw new Error(`could not parse wrk output:\n${stdout}`);
+  return { rps: Number(rps), p50Ms: wrkMs(stdout, '50%'), p99Ms: wrkMs(stdout, '99%'), raw: stdout };
+}
+
+let cleanup: (() => Promise<void>) | undefined;
+let interrupted = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  process.stderr.write(`\n${signal}: stopping the bench and its servers\n`);
+  killLoadGenerators();
+  const done = cleanup ? cleanup() : Promise.resolve();
+  void done.finally(() => process.exit(130));
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2));
+  const machine = machineInfo();
+  const selected = TARGETS.filter((t) => opts.targets.includes(t.name));
+  const revision = gitRevision(ROOT);
+  log(`kgents bench  ${formatMachine(machine)}, code ${revision}`);
+  log(`${opts.connections} connections, no pipelining, ${opts.durationS} s per run, ${opts.rounds} round(s) interleaved across targets, ${opts.warmupS} s warm-up per target${opts.quick ? ' (--quick)' : ''}`);
+  log('Load generator (autocannon, own process) and servers share this machine\'s cores: compare ratios within one run, not absolute figures across machines.');
+  if (opts.profile) log('PROFILE RUN: the servers run under --cpu-prof, which slows them; these figures are not comparable to a normal run.');
+
+  const dir = mkdtempSync(join(tmpdir(), 'kgents-bench-'));
+  const profileDir = opts.profile ? join(dir, 'cpuprofile') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  let stack: Stack | undefined;
+  let keepDir = opts.keep || opts.profile;
+  let stopping: Promise<void> | undefined;
+  // Called from the finally below and from the signal handler, possibly both: runs once.
+  cleanup = () => {
+    stopping ??= (async () => {
+      killLoadGenerators();
+      await stack?.stop();
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  const problems: string[] = [];
+  const noise: string[] = [];
+  /** Requests per target in the measured window, discarded (noisy) attempts included: for CPU profiles. */
+  const servedInWindow = new Map<TargetName, number>();
+  const records: RunRecord[] = [];
+  let wrk: WrkResult | undefined;
+  const profileSummaries: ProfileSummary[] = [];
+  try {
+    log(`\nstarting nats-server, redis-server, the API and the bare server in ${dir} ...`);
+    stack = await startStack({ dir, ...(profileDir && { cpuProfileDir: profileDir }) });
+    const s = stack;
+    for (const target of selected) await sanityCheck(s, target);
+
+    const jobFor = (target: Target, durationS: number): LoadJob => ({
+      ...target.job(s), connections: opts.connections, durationS, timeoutS: 10,
+    });
+    const pidsFor = (target: Target): Record<string, number | undefined> => (target.server === 'bare'
+      ? { server: s.pids.bare }
+      : { server: s.pids.api, redis: s.pids.redis, nats: s.pids.nats });
+
+    if (opts.warmupS > 0) {
+      for (const target of selected) {
+        if (interrupted) throw new Error('interrupted');
+        const warm = await runLoad(jobFor(target, opts.warmupS));
+        log(`warm-up  ${target.name.padEnd(11)} ${fmtInt(warm.rps).padStart(7)} req/s`);
+        problems.push(...runProblems(`warm-up ${target.name}`, warm));
+      }
+    }
+
+    const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+    const measuredFromUs = monotonicUs();
+    for (let round = 1; round <= opts.rounds; round++) {
+      // Rotate the order each round so no target always runs first (or right after another).
+      const order = selected.map((_, i) => selected[(i + round - 1) % selected.length]).filter((t): t is Target => t !== undefined);
+      for (const target of order) {
+        // A run during which other processes (a shared machine's tests and builds) took a real share
+        // of the CPU is repeated, up to opts.retries times; the quietest attempt is kept.
+        let best: RunRecord | undefined;
+        for (let attempt = 0; attempt <= opts.retries; attempt++) {
+          if (interrupted) throw new Error('interrupted');
+          // Let the neighbours' burst (a test run, a build) pass before measuring.
+          await sleep(500);
+          if (opts.quietWaitS > 0) {
+            const waited = await waitForQuiet(opts.quietWaitS, NOISY_OTHER_CPU_PCT, sleep);
+            if (waited === undefined) log(`  (the machine did not go quiet within ${opts.quietWaitS} s; measuring anyway)`);
+          }
+          const watch = startCpuWatch(pidsFor(target));
+          const summary = await runLoad(jobFor(target, opts.durationS));
+          const cpu: Record<string, number> = { ...watch.stop(), generator: summary.generatorCpuPct };
+          if (cpu.machine !== undefined) {
+            const ours = (cpu.server ?? 0) + (cpu.generator ?? 0) + (cpu.redis ?? 0) + (cpu.nats ?? 0);
+            cpu.other = Math.max(0, roundTo(cpu.machine - ours, 1));
+          }
+          const record: RunRecord = { round, target: target.name, summary, cpu, attempt };
+          servedInWindow.set(target.name, (servedInWindow.get(target.name) ?? 0) + summary.requests);
+          const noisy = (cpu.other ?? 0) > NOISY_OTHER_CPU_PCT;
+          log(`round ${round}/${opts.rounds}  ${target.name.padEnd(11)} ${fmtInt(summary.rps).padStart(7)} req/s  p50 ${fmtMs(summary.latency.p50)} ms  p99 ${fmtMs(summary.latency.p99)} ms  cpu: server ${fmtPct(cpu.server)}, generator ${fmtPct(cpu.generator)}${cpu.redis !== undefined ? `, redis ${fmtPct(cpu.redis)}, nats ${fmtPct(cpu.nats)}` : ''}, other ${fmtPct(cpu.other)}${noisy ? (attempt < opts.retries ? '  NOISY: again' : '  NOISY') : ''}`);
+          problems.push(...runProblems(`round ${round} ${target.name}`, summary));
+          if (target.server === 'api') problems.push(...(await s.dependencyCheck()).map((p) => `after round ${round} ${target.name}: ${p}`));
+          if (!best || (cpu.other ?? 0) < (best.cpu.other ?? 0)) best = record;
+          if (!noisy) break;
+        }
+        if (!best) continue;
+        records.push(best);
+        if ((best.cpu.other ?? 0) > NOISY_OTHER_CPU_PCT) noise.push(`round ${round} ${target.name}: other processes used ${Math.round(best.cpu.other ?? 0)}% of a core`);
+      }
+    }
+
+    const measuredToUs = monotonicUs();
+
+    if (opts.wrk) {
+      await sleep(500);
+      if (opts.quietWaitS > 0) await waitForQuiet(opts.quietWaitS, NOISY_OTHER_CPU_PCT, sleep);
+      try {
+        wrk = await runWrk(`${s.bareUrl}/`, opts.connections, opts.durationS);
+        log(`wrk -t1 -c${opts.connections} -d${opts.durationS}s on bare: ${fmtInt(wrk.rps)} req/s  p50 ${wrk.p50Ms?.toFixed(2) ?? '?'} ms  p99 ${wrk.p99Ms?.toFixed(2) ?? '?'} ms`);
+      } catch (err) {
+        log(`wrk check skipped: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
+    }
+
+    if (profileDir) {
+      await s.stopServers();
+      for (const server of ['bare', 'api'] as const) {
+        const served = selected.filter((t) => t.server === server).map((t) => t.name);
+        if (served.length === 0) continue;
+        const file = cpuProfiles(join(profileDir, server))[0];
+        if (!file) {
+          problems.push(`no .cpuprofile written in ${join(profileDir, server)}`);
+          continue;
+        }
+        const requests = served.reduce((n, t) => n + (servedInWindow.get(t) ?? 0), 0);
+        profileSummaries.push(summariseCpuProfile(file, {
+          fromUs: measuredFromUs, toUs: measuredToUs, requests,
+          label: `${server === 'api' ? 'the API' : 'bare Fastify'} serving ${served.join(', ')}`,
+        }));
+      }
+    }
+  } catch (err) {
+    if (!interrupted) {
+      keepDir = true;
+      problems.push(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  } finally {
+    await cleanup();
+  }
+  // Interrupted: the signal handler exits once the servers are down; write no partial results.
+  if (interrupted) return new Promise<number>(() => undefined);
+
+  const results = summarise(selected, records);
+  if (results.length > 0) {
+    const rows = results.map((r) => [
+      r.target,
+      fmtInt(r.rps),
+      r.rpsRounds.map(fmtInt).join(' '),
+      fmtMs(r.p50),
+      fmtMs(r.p99),
+      r.ratio === undefined ? '-' : r.ratio.toFixed(2),
+      r.goal === undefined ? (r.target === 'bare' ? 'baseline' : '-') : `${r.goalMet ? 'met' : 'MISSED'} (>= ${r.goal.toFixed(2)})`,
+    ]);
+    log(`\nMedians of ${opts.rounds} round(s), ${opts.durationS} s each, ${opts.connections} connections, no pipelining:\n`);
+    log(table(['target', 'req/s', 'req/s per round', 'p50 ms', 'p99 ms', 'x bare', 'goal (req/s x bare)'], rows, new Set([1, 3, 4, 5])));
+    const cpuRows = results.map((r) => [
+      r.target,
+      fmtPct(r.serverCpuPct),
+      r.serverUsPerReq === undefined ? '-' : r.serverUsPerReq.toFixed(0),
+      r.serverUsPerReqRatio === undefined ? '-' : r.serverUsPerReqRatio.toFixed(2),
+      r.depsUsPerReq === undefined ? '-' : r.depsUsPerReq.toFixed(0),
+      fmtPct(r.generatorCpuPct),
+      fmtPct(r.otherCpuPct),
+    ]);
+    log('\nCPU (medians; % of one core while the target was under load):\n');
+    log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
+    log('\nx bare: median req/s over bare Fastify\'s median req/s (same run). server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
+    if (wrk) {
+      const bare = results.find((r) => r.target === 'bare');
+      log(`\nGenerator check: wrk -t1 on bare ${fmtInt(wrk.rps)} req/s vs autocannon ${bare ? fmtInt(bare.rps) : '?'} req/s (median).`);
+    }
+  }
+  for (const summary of profileSummaries) log(`\n${formatProfileSummary(summary)}`);
+  const [bareProfile, apiProfile] = profileSummaries;
+  if (apiProfile && bareProfile) log(`\n${formatAreaComparison(apiProfile, bareProfile)}`);
+  if (noise.length > 0) {
+    log(`\nNOISY: other processes competed for the CPU in ${noise.length} run(s); rerun on a quiet machine for figures to quote:\n${noise.map((n) => `  - ${n}`).join('\n')}`);
+  }
+
+  const report = {
+    machine,
+    revision,
+    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile },
+    notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
+    results,
+    runs: records,
+    ...(wrk && { wrk: { rps: wrk.rps, p50Ms: wrk.p50Ms, p99Ms: wrk.p99Ms } }),
+    ...(profileSummaries.length > 0 && { profiles: profileSummaries }),
+    problems,
+    noise,
+    ok: problems.length === 0,
+  };
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(report, null, 2)}\n`);
+  log(`\nresults written to ${relative(process.cwd(), opts.out)}`);
+  if (keepDir) log(`server logs and data kept in ${dir}`);
+
+  if (problems.length > 0) {
+    log(`\nBENCH PROBLEMS (figures above are not trustworthy):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    return 1;
+  }
+  return 0;
+}
+
+/** Server CPU µs per request in one run: % of a core x 10^4 / req/s. */
+function serverUsPerReq(r: RunRecord): number | undefined {
+  const cpu = r.cpu.server;
+  return cpu === undefined || r.summary.rps <= 0 ? undefined : (cpu * 1e4) / r.summary.rps;
+}
+
+function depsUsPerReq(r: RunRecord): number | undefined {
+  if (r.cpu.redis === undefined && r.cpu.nats === undefined) return undefined;
+  return r.summary.rps <= 0 ? undefined : (((r.cpu.redis ?? 0) + (r.cpu.nats ?? 0)) * 1e4) / r.summary.rps;
+}
+
+function summarise(selected: readonly Target[], records: readonly RunRecord[]): TargetResult[] {
+  const bareRuns = records.filter((r) => r.target === 'bare');
+  const bareRps = bareRuns.length > 0 ? median(bareRuns.map((r) => r.summary.rps)) : undefined;
+  const out: TargetResult[] = [];
+  for (const target of selected) {
+    const runs = records.filter((r) => r.target === target.name);
+    if (runs.length === 0) continue;
+    const rps = median(runs.map((r) => r.summary.rps));
+    const perRound = runs
+      .map((r) => {
+        const bare = bareRuns.find((b) => b.round === r.round);
+        return bare && bare.summary.rps > 0 ? r.summary.rps / bare.summary.rps : undefined;
+      })
+      .filter((x): x is number => x !== undefined);
+    const ratio = bareRps ? rps / bareRps : undefined;
+    const cpuMedian = (key: string): number | undefined => {
+      const values = runs.map((r) => r.cpu[key]).filter((x): x is number => x !== undefined);
+      return values.length > 0 ? roundTo(median(values), 1) : undefined;
+    };
+    const usPerReq = median(runs.map((r) => serverUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
+    const bareUsPerReq = median(bareRuns.map((r) => serverUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
+    const depsUs = median(runs.map((r) => depsUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
+    out.push({
+      target: target.name,
+      description: target.description,
+      rps: roundTo(rps, 1),
+      rpsRounds: runs.map((r) => r.summary.rps),
+      p50: median(runs.map((r) => r.summary.latency.p50)),
+      p90: median(runs.map((r) => r.summary.latency.p90)),
+      p99: median(runs.map((r) => r.summary.latency.p99)),
+      ratio: ratio === undefined ? undefined : roundTo(ratio, 3),
+      ratioPerRoundMedian: perRound.length > 0 ? roundTo(median(perRound), 3) : undefined,
+      goal: target.goal,
+      goalMet: target.goal === undefined || ratio === undefined ? undefined : ratio >= target.goal,
+      serverCpuPct: cpuMedian('server'),
+      serverUsPerReq: Number.isNaN(usPerReq) ? undefined : roundTo(usPerReq, 1),
+      serverUsPerReqRatio: Number.isNaN(usPerReq) || Number.isNaN(bareUsPerReq) ? undefined : roundTo(usPerReq / bareUsPerReq, 3),
+      depsUsPerReq: Number.isNaN(depsUs) ? undefined : roundTo(depsUs, 1),
+      generatorCpuPct: cpuMedian('generator') ?? 0,
+      redisCpuPct: cpuMedian('redis'),
+      natsCpuPct: cpuMedian('nats'),
+      otherCpuPct: cpuMedian('other'),
+      requests: runs.reduce((n, r) => n + r.summary.requests, 0),
+      non2xx: runs.reduce((n, r) => n + r.summary.non2xx, 0),
+      errors: runs.reduce((n, r) => n + r.summary.errors, 0),
+      timeouts: runs.reduce((n, r) => n + r.summary.timeouts, 0),
+    });
+  }
+  return out;
+}
+
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    await cleanup?.();
+    process.exitCode = 1;
+  },
+);
