@@ -4,8 +4,9 @@ import { exporterCommand } from './exporter.js';
 import { keysCommand } from './keys.js';
 import { loadCommand } from './load.js';
 import { serveCommand } from './serve.js';
+import { soakCommand } from './soak.js';
 import { stackCommand } from './stack.js';
 import { tenantsCommand } from './tenants.js';
 
 /** Every subcommand, in help order. */
-export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand, loadCommand, stackCommand];
+export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand, loadCommand, soakCommand, stackCommand];

@@ -159,7 +159,9 @@ export function buildPlan(values: LoadOptionValues, defaults: PlanDefaults, now:
 
   const thresholds: Threshold[] = [];
   try {
-    for (const text of [...defaults.thresholds, ...(values.threshold ?? [])]) thresholds.push(...parseThreshold(text));
+    // Thresholds given replace the defaults (soak's), so they can be loosened as well as added to.
+    const given = values.threshold ?? [];
+    for (const text of given.length > 0 ? given : defaults.thresholds) thresholds.push(...parseThreshold(text));
   } catch (err) {
     if (err instanceof ThresholdSyntaxError) throw new UsageError(`--threshold: ${err.message}`);
     throw err;

@@ -64,6 +64,8 @@ export interface TimelinePoint {
 
 export interface LoadResult {
   readonly startedAt: Date;
+  /** Wall-clock ms at which the schedule started (after the workers were ready). */
+  readonly startAt: number;
   readonly endedAt: Date;
   /** The schedule's length. */
   readonly plannedS: number;
@@ -305,7 +307,7 @@ export function startLoad(options: LoadOptions, hooks: LoadHooks = {}): LoadRun 
               aggregator.settle(true);
               const endedAt = Math.max(...dones.map((d) => d.endedAt));
               resolve({
-                startedAt, endedAt: new Date(), plannedS, elapsedS: Math.max(0.001, (endedAt - startAt) / 1000),
+                startedAt, startAt, endedAt: new Date(), plannedS, elapsedS: Math.max(0.001, (endedAt - startAt) / 1000),
                 all: aggregator.all, scenarios: aggregator.scenarios, scheduled: aggregator.scheduled, late: aggregator.late,
                 capped: aggregator.capped, dropped: aggregator.dropped, timeline: aggregator.timeline, workers: dones, interrupted,
               });
