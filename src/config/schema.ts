@@ -101,6 +101,13 @@ export const CONFIG_VARS = {
   STRIPE_PRICE_TIERS: { schema: z.string(), default: '', doc: 'Maps Stripe price ids to tiers, e.g. `price_123=pro,price_456=enterprise`; a subscription without a mapped price uses its `metadata.tier`.' },
   KEY_STORE: { schema: z.enum(['auto', 'nats', 'file']), default: 'auto', doc: '`nats`: keys and tenants in JetStream KV; `file`: a JSON file under DATA_DIR (single instance, no NATS); `auto`: nats when NATS is available.' },
   INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{0,64}$/), default: '', doc: 'Name of this instance in logs and metrics. Empty: hostname and pid.' },
+  LOAD_SHEDDING: { schema: z.enum(['on', 'off']), default: 'on', doc: '`on`: while event-loop delay or memory is over the SHED_* thresholds, new requests get 503 ERR_OVERLOADED with Retry-After and /ready reports `overloaded` (/health, /ready, /health/saas and /metrics are still served). `off`: never shed.' },
+  SHED_EVENT_LOOP_DELAY_MS: { schema: intFrom(0, 60_000), default: '500', doc: 'p99 event-loop delay over a sample window that counts as overload, when two windows in a row exceed it. 0: not a signal.' },
+  SHED_HEAP_RATIO: { schema: z.coerce.number().min(0).max(1), default: '0.85', doc: 'Heap still live after a full GC, as a fraction of the V8 old-generation limit (`--max-old-space-size`), that counts as overload; shedding stops 0.05 below it. 0: not a signal.' },
+  SHED_RSS_RATIO: { schema: z.coerce.number().min(0).max(1), default: '0.9', doc: 'Resident memory as a fraction of the memory limit (MEMORY_LIMIT_BYTES) that counts as overload; shedding stops 0.05 below it. 0: not a signal.' },
+  MEMORY_LIMIT_BYTES: { schema: intFrom(0, 2 ** 50), default: '0', doc: 'Memory limit for SHED_RSS_RATIO. 0: the container (cgroup) limit when there is one, else RSS is not a signal.' },
+  SHED_RETRY_AFTER_S: { schema: intFrom(1, 3600), default: '2', doc: 'Retry-After (seconds) of a request refused by load shedding.' },
+  SHED_SAMPLE_MS: { schema: intFrom(50, 60_000), default: '500', doc: 'How often load is sampled (the event-loop delay window); requests only read the last verdict.' },
 } as const;
 
 export type ConfigVarName = keyof typeof CONFIG_VARS;

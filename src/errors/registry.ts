@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   ERR_WEBHOOK_SIGNATURE: { status: 400, summary: 'The Stripe-Signature header is missing, malformed, too old, or does not match the payload.' },
   ERR_WEBHOOK_UNAVAILABLE: { status: 503, summary: 'The webhook could not be recorded durably (or is being processed by another instance); Stripe retries it.' },
   ERR_SERVICE_UNAVAILABLE: { status: 503, summary: 'The instance is shutting down or overloaded; retry on another instance after Retry-After.' },
+  ERR_OVERLOADED: { status: 503, summary: 'The instance sheds load (event-loop delay or memory over its threshold); the request was not started. Retry after Retry-After.' },
   ERR_INTERNAL: { status: 500, summary: 'An unexpected server error; the request id identifies it in the logs.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

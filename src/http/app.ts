@@ -17,6 +17,8 @@ import { installErrorHandling } from './errors.js';
 import { HealthRegistry } from './health.js';
 import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './idempotency.js';
 import { Lifecycle } from './lifecycle.js';
+import type { PressureSource } from '../adapters/local/pressure-monitor.js';
+import { installLoadShedding } from './shed-guard.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -42,6 +44,8 @@ export interface AppDeps {
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
   readonly version?: string;
+  /** Load samples for shedding (LOAD_SHEDDING); absent: this process's own monitor. Tests drive their own. */
+  readonly pressure?: PressureSource;
   /** Where JSON logs go; stdout when absent. Tests pass a stream to inspect them. */
   readonly logDestination?: DestinationStream;
 }
@@ -102,6 +106,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     }
     done();
   });
+  const shedder = config.LOAD_SHEDDING === 'on' ? installLoadShedding(app, config, { metrics, health, ...(deps.pressure && { source: deps.pressure }) }) : undefined;
 
   const idem: IdempotencyOptions = { store: deps.idempotency, metrics, ttlS: config.IDEMPOTENCY_TTL_S };
 
@@ -137,7 +142,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     done();
   });
 
-  healthRoutes(app, { version, lifecycle, health, metrics });
+  healthRoutes(app, { version, lifecycle, health, metrics, overloaded: () => shedder?.reason });
   agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
   usageRoutes(app, { ...(deps.usage && { usage: deps.usage }) });
   adminRoutes(app, { instance: config.INSTANCE_ID, ...(deps.bus && { bus: deps.bus }) });

@@ -8,6 +8,8 @@ export interface HealthRouteDeps {
   readonly lifecycle: Lifecycle;
   readonly health: HealthRegistry;
   readonly metrics: ApiMetrics;
+  /** Why the instance sheds load, if it does (see load-shedding.ts). */
+  readonly overloaded?: () => string | undefined;
 }
 
 const startedAt = Date.now();
@@ -21,7 +23,10 @@ export function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void 
 
   app.get('/ready', (_request, reply) => {
     const state = deps.lifecycle.state;
-    if (state === 'ready') return { ready: true };
+    // Overloaded reads as not ready so the balancer (or Kubernetes) moves traffic elsewhere until it recovers.
+    const overload = state === 'ready' ? deps.overloaded?.() : undefined;
+    if (state === 'ready' && overload === undefined) return { ready: true };
+    if (overload !== undefined) return reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'overloaded', detail: overload });
     return reply.code(503).header('retry-after', '1').send({ ready: false, reason: state });
   });
 

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify';
+import { ProcessPressureMonitor, type PressureSource } from '../adapters/local/pressure-monitor.js';
+import type { Config } from '../config/load.js';
+import { registerLoadMetrics } from '../observability/load-metrics.js';
+import type { ApiMetrics } from '../observability/metrics.js';
+import type { HealthRegistry } from './health.js';
+import { LoadShedder } from './load-shedding.js';
+
+/**
+ * Installs the admission guard: an onRequest hook that refuses new work while the process is over
+ * its thresholds. Register it after the shutdown check, so a closing instance still says so.
+ */
+export function installLoadShedding(app: FastifyInstance, config: Config, deps: { source?: PressureSource; metrics: ApiMetrics; health: HealthRegistry }): LoadShedder {
+  const source = deps.source ?? new ProcessPressureMonitor({ sampleMs: config.SHED_SAMPLE_MS, memoryLimitBytes: config.MEMORY_LIMIT_BYTES });
+  const shedder = new LoadShedder(source, {
+    eventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS,
+    heapRatio: config.SHED_HEAP_RATIO,
+    rssRatio: config.SHED_RSS_RATIO,
+    retryAfterS: config.SHED_RETRY_AFTER_S,
+  });
+  const read = () => {
+    const s = shedder.state();
+    return { overloaded: s.reason !== undefined, eventLoopDelayMs: s.sample.eventLoopDelayMs, heapLiveBytes: s.sample.heapLiveBytes, heapLimitBytes: s.sample.heapLimitBytes, heapRatio: s.heapRatio, rssRatio: s.rssRatio };
+  };
+  const { shed } = registerLoadMetrics(deps.metrics.registry, read);
+  const counters = { event_loop: shed.labels({ reason: 'event_loop' }), heap: shed.labels({ reason: 'heap' }), memory: shed.labels({ reason: 'memory' }) };
+
+  shedder.onChange((s) => {
+    const fields = {
+      component: 'load', reason: s.reason, event_loop_delay_ms: Math.round(s.sample.eventLoopDelayMs),
+      heap_live_mb: Math.round(s.sample.heapLiveBytes / 1048576), heap_limit_mb: Math.round(s.sample.heapLimitBytes / 1048576),
+      heap_live_ratio: round2(s.heapRatio), rss_ratio: round2(s.rssRatio),
+    };
+    if (s.reason) app.log.warn(fields, 'overloaded: shedding new requests with 503 ERR_OVERLOADED');
+    else app.log.info(fields, 'load back under the thresholds: admitting new requests');
+  });
+  deps.health.register('load', () => {
+    const s = shedder.state();
+    return {
+      status: s.reason ? 'degraded' : 'ok', shedding: s.reason !== undefined, ...(s.reason && { reason: s.reason }),
+      event_loop_delay_ms: Math.round(s.sample.eventLoopDelayMs), heap_live_ratio: round2(s.heapRatio),
+      ...(s.sample.memoryLimitBytes > 0 && { rss_ratio: round2(s.rssRatio) }),
+    };
+  });
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    const refusal = shedder.refusalFor(request.routeOptions.url);
+    if (refusal) {
+      const reason = shedder.reason;
+      if (reason) counters[reason].inc();
+      done(refusal);
+      return;
+    }
+    done();
+  });
+  app.addHook('onReady', (done) => {
+    source.start();
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    source.stop();
+    done();
+  });
+  return shedder;
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
