@@ -35,7 +35,7 @@ export async function prepareKeys(plan: LoadPlan, c: Console, tenantPrefix: stri
   const tenant = `${tenantPrefix}-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
   const created = await createRunKeys({
     count: plan.keys.count, tier: plan.keys.tier, tenant,
-    notice: (line) => c.err.write(`kgents: ${line}\n`),
+    notice: (line) => c.err.write(`kgents: ${line}\n`), ...(plan.stackNatsUrls && { stackNatsUrls: plan.stackNatsUrls }),
   });
   c.err.write(`kgents: created tenant ${tenant} (${plan.keys.tier}) with ${created.keys.length} key${created.keys.length > 1 ? 's' : ''} in ${created.location}; they are revoked after the run\n`);
   const status = await waitForKey(plan.target, created.keys[0] ?? '', 15_000);

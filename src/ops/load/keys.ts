@@ -17,9 +17,12 @@ export interface RunKeys {
   revoke(): Promise<void>;
 }
 
-async function withStore<T>(notice: (line: string) => void, fn: (store: KeyStore, location: string) => Promise<T>): Promise<T> {
-  // The same store `kgents keys create` would use: NATS_URLS, a running kgents serve's nats-server, or DATA_DIR/keys.json.
-  const config = loadConfig().KEY_STORE === 'file' ? loadConfig() : cliConfig();
+async function withStore<T>(notice: (line: string) => void, stackNatsUrls: readonly string[] | undefined, fn: (store: KeyStore, location: string) => Promise<T>): Promise<T> {
+  // The same store `kgents keys create` would use: NATS_URLS, the local stack's NATS (when it is the
+  // target), a running kgents serve's nats-server, or DATA_DIR/keys.json.
+  const env = loadConfig();
+  const useStack = env.NATS_URLS.length === 0 && env.KEY_STORE !== 'file' && stackNatsUrls !== undefined && stackNatsUrls.length > 0;
+  const config = useStack ? loadConfig(process.env, { NATS_URLS: stackNatsUrls.join(','), KEY_STORE: 'nats', NATS_REPLICAS: String(Math.min(3, stackNatsUrls.length)) }) : env.KEY_STORE === 'file' ? env : cliConfig();
   const opened = await openConfiguredKeyStore(config, { clientName: 'kgents-load', notice });
   try {
     return await fn(opened.store, opened.location);
@@ -28,8 +31,8 @@ async function withStore<T>(notice: (line: string) => void, fn: (store: KeyStore
   }
 }
 
-export async function createRunKeys(options: { count: number; tier: Tier; tenant: string; notice: (line: string) => void }): Promise<RunKeys> {
-  const { keys, prefixes, location } = await withStore(options.notice, async (store, location) => {
+export async function createRunKeys(options: { count: number; tier: Tier; tenant: string; notice: (line: string) => void; stackNatsUrls?: readonly string[] }): Promise<RunKeys> {
+  const { keys, prefixes, location } = await withStore(options.notice, options.stackNatsUrls, async (store, location) => {
     const now = new Date().toISOString();
     if (!store.getTenant(options.tenant)) {
       await store.putTenant({ id: options.tenant, name: `load test ${options.tenant}`, tier: options.tier, subscription_status: 'none', created_at: now, updated_at: now });
@@ -46,7 +49,7 @@ export async function createRunKeys(options: { count: number; tier: Tier; tenant
   });
   return {
     tenant: options.tenant, keys, prefixes, location,
-    revoke: () => withStore(() => undefined, async (store) => {
+    revoke: () => withStore(() => undefined, options.stackNatsUrls, async (store) => {
       for (const prefix of prefixes) await store.revokeKey(prefix);
     }),
   };

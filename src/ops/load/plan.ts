@@ -74,6 +74,8 @@ export interface LoadPlan {
   readonly lateThresholdMs: number;
   readonly json: boolean;
   readonly quiet: boolean;
+  /** The local stack's NATS, when the target is that stack: run keys go there unless NATS_URLS is set. */
+  readonly stackNatsUrls?: readonly string[];
 }
 
 export interface PlanDefaults {
@@ -191,7 +193,7 @@ export function buildPlan(values: LoadOptionValues, defaults: PlanDefaults, now:
     keys = { kind: 'given', keys: given };
   } else if (needsKey) {
     const names = scenarios.filter((s) => s.auth).map((s) => s.name).join(', ');
-    throw new UsageError(`the mix has authenticated scenarios (${names}): give --key kg_... or --create-keys (with NATS_URLS set to the target's NATS), or use --mix health=1`);
+    throw new UsageError(`the mix has authenticated scenarios (${names}): give --key kg_... or --create-keys (with NATS_URLS set to the target's NATS; the local stack's by default), or use --mix health=1`);
   }
 
   const lateTolerance = values['late-tolerance'] === undefined ? 0.01 : Number(values['late-tolerance']);
@@ -200,8 +202,9 @@ export function buildPlan(values: LoadOptionValues, defaults: PlanDefaults, now:
   const workers = values.workers === undefined ? defaultWorkers(model, cpus) : positiveNumber(values.workers, '--workers', true);
   if (workers > 64) throw new UsageError('--workers: at most 64');
 
+  const stackNatsUrls = values.target === undefined ? readStackState()?.natsUrls : undefined;
   return {
-    target, model, scenarios, keys, thresholds,
+    target, model, scenarios, keys, thresholds, ...(stackNatsUrls && { stackNatsUrls }),
     outDir: values.out ?? join('data', defaults.outKind, runStamp(now)),
     timeoutMs: values.timeout === undefined ? 30_000 : duration(values.timeout, '--timeout'),
     workers, lateTolerance, lateThresholdMs: 10, json: values.json ?? false, quiet: values.quiet ?? false,

@@ -6,7 +6,17 @@ import { join } from 'node:path';
 /** The parts of `./.stack/stack.json` (written by `kgents stack`) these tools read; anything else is ignored. */
 export interface StackState {
   readonly url?: string;
+  /** Each API instance's own URL (`parts` of kind `api`), for per-instance /metrics. */
   readonly instances?: readonly string[];
+  /** The stack's NATS servers, where run keys go when NATS_URLS is not set. */
+  readonly natsUrls?: readonly string[];
+}
+
+function urlOf(item: unknown): string | undefined {
+  if (typeof item === 'string') return item;
+  if (typeof item !== 'object' || item === null) return undefined;
+  const url = (item as { url?: unknown }).url;
+  return typeof url === 'string' ? url : undefined;
 }
 
 /** Reads the local stack's state file if there is one; never throws. */
@@ -18,12 +28,14 @@ export function readStackState(cwd: string = process.cwd()): StackState | undefi
     if (typeof raw !== 'object' || raw === null) return undefined;
     const record = raw as Record<string, unknown>;
     const url = typeof record.url === 'string' && normaliseUrl(record.url) ? record.url : undefined;
-    const instances = Array.isArray(record.instances)
-      ? record.instances
-        .map((i: unknown) => (typeof i === 'string' ? i : typeof i === 'object' && i !== null && typeof (i as { url?: unknown }).url === 'string' ? (i as { url: string }).url : undefined))
-        .filter((u): u is string => u !== undefined && normaliseUrl(u) !== undefined)
-      : undefined;
-    return { ...(url && { url }), ...(instances && instances.length > 0 && { instances }) };
+    // stack.json lists API instances among its `parts` (kind "api"); a plain `instances` list is accepted too.
+    const apiParts = Array.isArray(record.parts)
+      ? record.parts.filter((p: unknown) => typeof p === 'object' && p !== null && (p as { kind?: unknown }).kind === 'api')
+      : [];
+    const listed: unknown[] = Array.isArray(record.instances) ? record.instances : apiParts;
+    const instances = listed.map(urlOf).filter((u): u is string => u !== undefined && normaliseUrl(u) !== undefined);
+    const natsUrls = Array.isArray(record.nats_urls) ? record.nats_urls.filter((u: unknown): u is string => typeof u === 'string' && u.startsWith('nats://')) : [];
+    return { ...(url && { url }), ...(instances.length > 0 && { instances }), ...(natsUrls.length > 0 && { natsUrls }) };
   } catch {
     return undefined;
   }

@@ -141,7 +141,8 @@ export async function executeSoak(plan: SoakPlan, c: Console): Promise<number> {
       c.out.write(`${JSON.stringify(summary, null, 2)}\n`);
     } else {
       c.out.write(loadText(load));
-      for (const ch of checks) c.out.write(`${verdictWord(ch.verdict)} ${ch.check}: ${ch.detail}\n`);
+      // loadText already printed the thresholds; add the checks only soak makes.
+      for (const ch of checks.slice(0, plan.checkMemory ? 1 : 0)) c.out.write(`${verdictWord(ch.verdict)} ${ch.check}: ${ch.detail}\n`);
       c.out.write(`soak: ${verdict}\n`);
     }
     c.err.write(`kgents: reports: ${files.markdown}, ${files.json}, ${files.chart}\n`);
