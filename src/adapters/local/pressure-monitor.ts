@@ -73,7 +73,7 @@ export class ProcessPressureMonitor implements PressureSource {
   private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   private readonly gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
-      if ((entry.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) this.heapLive = oldGenerationUsedBytes();
+      if ((entry as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) this.heapLive = oldGenerationUsedBytes();
     }
   });
   private readonly listeners: ((sample: PressureSample) => void)[] = [];
