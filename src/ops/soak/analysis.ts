@@ -321,13 +321,17 @@ export function analyseSoak(input: AnalysisInput): SoakAnalysis {
     // Counter deltas, tolerating restarts (a counter that goes down starts again from 0).
     const transitions: Record<string, number> = {};
     const last: Record<string, number> = {};
+    let seen = false;
     for (const s of samples) {
       for (const [to, v] of Object.entries(s.transitions)) {
-        const prev = last[to];
+        // A labelled counter appears in /metrics only at its first increment: a `to` missing from
+        // earlier samples of this instance was 0 then, so its whole value happened during the soak.
+        const prev = last[to] ?? (seen ? 0 : undefined);
         if (prev !== undefined) transitions[to] = (transitions[to] ?? 0) + (v >= prev ? v - prev : v);
         else transitions[to] ??= 0;
         last[to] = v;
       }
+      seen = true;
     }
     const depths = samples.map((s) => s.fallbackQueueDepth).filter((v): v is number => v !== undefined);
     const end = samples[samples.length - 1];
