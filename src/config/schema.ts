@@ -8,6 +8,9 @@ export type Scope = (typeof SCOPES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** OTEL_TRACES_SAMPLER values, named as in the OpenTelemetry environment variable specification. */
+export const TRACE_SAMPLERS = ['parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'] as const;
+
 /** Parses "free=60,pro=600,enterprise=6000" into a full per-tier table; every tier must be named. */
 const tierTable = (name: string) =>
   z.string().transform((raw, ctx) => {
@@ -108,6 +111,14 @@ export const CONFIG_VARS = {
   MEMORY_LIMIT_BYTES: { schema: intFrom(0, 2 ** 50), default: '0', doc: 'Memory limit for SHED_RSS_RATIO. 0: the container (cgroup) limit when there is one, else RSS is not a signal.' },
   SHED_RETRY_AFTER_S: { schema: intFrom(1, 3600), default: '2', doc: 'Retry-After (seconds) of a request refused by load shedding.' },
   SHED_SAMPLE_MS: { schema: intFrom(50, 60_000), default: '500', doc: 'How often load is sampled (the event-loop delay window); requests only read the last verdict.' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: optionalUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']), default: '', doc: 'OpenTelemetry collector base URL for OTLP/HTTP (e.g. `http://otel-collector:4318`); spans go to `<url>/v1/traces` as JSON. Empty: tracing off (no spans, no trace ids in logs).' },
+  OTEL_SERVICE_NAME: { schema: z.string().min(1).max(128), default: 'kgents-api', doc: 'The `service.name` resource attribute of the spans.' },
+  OTEL_TRACES_SAMPLER: { schema: z.enum(TRACE_SAMPLERS), default: 'parentbased_always_on', doc: 'Which traces are recorded: `parentbased_*` follow the sampled flag of an incoming `traceparent` and use the named rule for new traces; `traceidratio` records the fraction OTEL_TRACES_SAMPLER_ARG.' },
+  OTEL_TRACES_SAMPLER_ARG: { schema: z.coerce.number().min(0).max(1), default: '1', doc: 'Fraction of new traces recorded by the `traceidratio` samplers (0 to 1).' },
+  OTEL_BSP_MAX_QUEUE_SIZE: { schema: intFrom(1, 100_000), default: '2048', doc: 'Ended spans waiting for export, at most; more are dropped and counted in `kgents_tracing_spans_dropped_total` (bounds tracing\'s memory when the collector is slow or down).' },
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: { schema: intFrom(1, 100_000), default: '512', doc: 'Spans per export request (at most OTEL_BSP_MAX_QUEUE_SIZE).' },
+  OTEL_BSP_SCHEDULE_DELAY: { schema: intFrom(10, 600_000), default: '5000', doc: 'Longest wait in ms before a partial batch is exported; also the pause between attempts while the collector fails.' },
+  OTEL_EXPORTER_OTLP_TIMEOUT: { schema: intFrom(100, 600_000), default: '10000', doc: 'An export request not answered within this many ms is abandoned and its spans dropped (counted); requests never wait for exports.' },
 } as const;
 
 export type ConfigVarName = keyof typeof CONFIG_VARS;

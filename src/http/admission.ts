@@ -35,16 +35,16 @@ export async function admit(
   });
   request.quotaKey = quotaKey;
   if (decision.allowed) {
-    metrics.rateLimitDecisions.inc({ decision: 'allowed', tier: principal.tier });
+    metrics.countAdmission('allowed', principal.tier);
     return;
   }
   if (decision.reason === 'quota') {
-    metrics.rateLimitDecisions.inc({ decision: 'quota_exceeded', tier: principal.tier });
+    metrics.countAdmission('quota_exceeded', principal.tier);
     const retry = secondsToNextMonth(now);
     throw new ApiError('ERR_QUOTA_EXCEEDED', `Monthly token quota of ${quotaLimit} for tier "${principal.tier}" is used up (${decision.quotaUsed} used); it resets at the start of next month (UTC).`,
       { quota: quotaLimit, used: decision.quotaUsed, tier: principal.tier }, { 'retry-after': String(retry) });
   }
-  metrics.rateLimitDecisions.inc({ decision: 'rate_limited', tier: principal.tier });
+  metrics.countAdmission('rate_limited', principal.tier);
   const retry = Math.max(1, Math.ceil(decision.retryAfterS));
   throw new ApiError('ERR_RATE_LIMITED', `Rate limit of ${limit} requests per minute for tier "${principal.tier}" reached; retry in ${retry} s.`,
     { limit, tier: principal.tier, retry_after_s: retry }, { 'retry-after': String(retry) });

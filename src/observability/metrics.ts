@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BufferedCounter, BufferedHistogram, type CounterCell, type HistogramCell } from './buffered-metrics.js';
 
 /**
  * The API's Prometheus metrics. One registry per app instance (not prom-client's global one), so
@@ -7,14 +8,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class ApiMetrics {
   readonly registry = new Registry();
 
-  readonly httpRequests = new Counter({
+  readonly httpRequests = new BufferedCounter({
     name: 'kgents_http_requests_total',
     help: 'HTTP requests answered, by route pattern, method and status code.',
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
   });
 
-  readonly httpDuration = new Histogram({
+  readonly httpDuration = new BufferedHistogram({
     name: 'kgents_http_request_duration_seconds',
     help: 'Time from request received to response sent, by route pattern, method and status code.',
     labelNames: ['route', 'method', 'status'] as const,
@@ -22,7 +23,7 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
-  readonly rateLimitDecisions = new Counter({
+  readonly rateLimitDecisions = new BufferedCounter({
     name: 'kgents_rate_limit_decisions_total',
     help: 'Admission decisions for authenticated requests: allowed, rate_limited or quota_exceeded, by tier.',
     labelNames: ['decision', 'tier'] as const,
@@ -43,7 +44,7 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
-  readonly tokensUsed = new Counter({
+  readonly tokensUsed = new BufferedCounter({
     name: 'kgents_agentese_tokens_total',
     help: 'AGENTESE tokens charged to tenants, by tier.',
     labelNames: ['tier'] as const,
@@ -77,7 +78,7 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
-  readonly usageEvents = new Counter({
+  readonly usageEvents = new BufferedCounter({
     name: 'kgents_usage_events_total',
     help: 'Usage events of billable calls, by outcome: published (JetStream acked), queued (fsynced to the fallback queue), buffered (async mode), refused (could not be made durable; the call got 503).',
     labelNames: ['outcome'] as const,
@@ -136,22 +137,57 @@ export class ApiMetrics {
     } });
   }
 
-  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
+  private readonly requestSeries = new Map<string, Map<string, Map<number, { count: CounterCell; duration: HistogramCell }>>>();
 
   /**
-   * Per-request accounting on the hot path: label children are looked up once per route, method and
-   * status, instead of prom-client hashing a label object on every call.
+   * Per-request accounting on the hot path: cells per route, method and status (see
+   * buffered-metrics.ts), looked up without building a label object or a key string.
    */
   observeRequest(route: string, method: string, status: number, seconds: number): void {
-    const key = `${status} ${method} ${route}`;
-    let series = this.requestSeries.get(key);
+    let byMethod = this.requestSeries.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      this.requestSeries.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (!byStatus) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let series = byStatus.get(status);
     if (!series) {
       const labels = { route, method, status: String(status) };
-      series = { count: this.httpRequests.labels(labels), duration: this.httpDuration.labels(labels) };
-      this.requestSeries.set(key, series);
+      series = { count: this.httpRequests.cell(labels), duration: this.httpDuration.cell(labels) };
+      byStatus.set(status, series);
     }
     series.count.inc();
     series.duration.observe(seconds);
+  }
+
+  private readonly cells = new Map<string, CounterCell>();
+
+  private cachedCell<T extends string>(counter: BufferedCounter<T>, key: string, labels: Partial<Record<T, string>>): CounterCell {
+    let cell = this.cells.get(key);
+    if (!cell) {
+      cell = counter.cell(labels);
+      this.cells.set(key, cell);
+    }
+    return cell;
+  }
+
+  /** kgents_rate_limit_decisions_total{decision,tier} += 1, without hashing labels per call. */
+  countAdmission(decision: 'allowed' | 'rate_limited' | 'quota_exceeded', tier: string): void {
+    this.cachedCell(this.rateLimitDecisions, `rl\0${decision}\0${tier}`, { decision, tier }).inc();
+  }
+
+  /** kgents_agentese_tokens_total{tier} += tokens. */
+  countTokens(tier: string, tokens: number): void {
+    this.cachedCell(this.tokensUsed, `tk\0${tier}`, { tier }).inc(tokens);
+  }
+
+  /** kgents_usage_events_total{outcome} += 1. */
+  countUsageEvent(outcome: string): void {
+    this.cachedCell(this.usageEvents, `ue\0${outcome}`, { outcome }).inc();
   }
 
   setMode(component: string, active: string, all: readonly string[]): void {

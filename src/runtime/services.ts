@@ -215,7 +215,7 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
   });
   const publisher = nats ? new JetStreamUsagePublisher(nats, config.PUBLISH_TIMEOUT_MS) : undefined;
   const meter = new DurableMeter(publisher, queue, breaker, { mode: config.METERING_MODE }, {
-    onRecorded: (outcome) => metrics.usageEvents.inc({ outcome }),
+    onRecorded: (outcome) => metrics.countUsageEvent(outcome),
     onDrained: (events, duplicates) => {
       metrics.fallbackDrained.inc(events);
       if (duplicates > 0) metrics.fallbackDrainDuplicates.inc(duplicates);

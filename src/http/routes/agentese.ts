@@ -89,7 +89,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       }
     }
     await deps.limits.addTokens(request.quotaKey, out.tokens_used);
-    deps.metrics.tokensUsed.inc({ tier: principal.tier }, out.tokens_used);
+    deps.metrics.countTokens(principal.tier, out.tokens_used);
     return out;
   });
 }
