@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { backupCommand } from './backup.js';
 import { busCommand } from './bus.js';
+import { chaosCommand } from './chaos.js';
 import { exporterCommand } from './exporter.js';
 import { keysCommand } from './keys.js';
 import { loadCommand } from './load.js';
@@ -12,4 +13,4 @@ import { stackCommand } from './stack.js';
 import { tenantsCommand } from './tenants.js';
 
 /** Every subcommand, in help order. */
-export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand, loadCommand, soakCommand, stackCommand, rolloutCommand, backupCommand, restoreCommand];
+export const commands: readonly Command[] = [serveCommand, keysCommand, tenantsCommand, busCommand, exporterCommand, loadCommand, soakCommand, stackCommand, chaosCommand, rolloutCommand, backupCommand, restoreCommand];

@@ -1,0 +1,16 @@
+/** Every `kgents chaos` scenario, in the order `kgents chaos all` runs them. Add yours here (see scenario.ts). */
+import type { Scenario } from './scenario.js';
+import { apiKill } from './scenarios/api-kill.js';
+import { natsKill, natsKillMeta } from './scenarios/nats-kill.js';
+import { redisDown } from './scenarios/redis-down.js';
+
+export const SCENARIOS: readonly Scenario[] = [
+  apiKill,
+  natsKill,
+  natsKillMeta,
+  redisDown,
+];
+
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}

@@ -1,0 +1,156 @@
+import { hasNatsFaults, type NatsFaultControl } from '../../stack/faults.js';
+import type { StackControl } from '../../stack/stack.js';
+import { eventChecks, recoveryCheck } from '../measure.js';
+import { ScenarioUnsupportedError, type ChaosContext, type Fault, type Scenario, type ScenarioFigures, type SlaCheck } from '../scenario.js';
+
+const RECOVERED_AFTER_HEAL_MS = 90_000;
+/** Mark names this scenario records (they appear in the report with their times). */
+export const MARK_BREAKER_OPEN = 'breaker_open';
+export const MARK_QUEUE_PEAK = 'queue_peak';
+export const MARK_QUEUE_DRAINED = 'queue_drained';
+export const MARK_BREAKER_CLOSED = 'breaker_closed';
+
+/** What the scenario watches during one run: the instances' breakers and fallback queues. */
+class Watch {
+  peak = 0;
+  breakerOpened = false;
+  drained = false;
+  closed = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly ctx: ChaosContext) {}
+
+  /** One sample per API instance (the public URL answers for one of them: left out, or it would count twice). */
+  private samples(): ReturnType<ChaosContext['health']> {
+    return this.ctx.health().filter((s) => s.circuit !== undefined && s.endpoint !== this.ctx.target.url);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.look(), 100);
+    this.timer.unref();
+  }
+
+  /** Reads the latest /health/saas sample of every API endpoint (circuit, fallback queue depth). */
+  look(): void {
+    const samples = this.samples();
+    if (samples.length === 0) return;
+    const open = samples.filter((s) => s.circuit !== 'closed');
+    const depth = samples.reduce((sum, s) => sum + (s.queue_depth ?? 0), 0);
+    this.peak = Math.max(this.peak, depth);
+    if (!this.breakerOpened && open.length > 0) {
+      this.breakerOpened = true;
+      const detail = `circuit ${open.map((s) => `${s.circuit ?? '?'} at ${s.endpoint}`).join(', ')}; fallback queue depth ${depth}`;
+      this.ctx.mark('detected', `breaker opened: ${detail}`);
+      this.ctx.mark(MARK_BREAKER_OPEN, detail);
+    }
+  }
+
+  /** After healing: marks when every queue is empty and every breaker closed again. */
+  settle(): { drained: boolean; closed: boolean } {
+    this.look();
+    const samples = this.samples();
+    const drained = samples.length > 0 && samples.every((s) => s.queue_depth === 0);
+    const closed = samples.length > 0 && samples.every((s) => s.circuit === 'closed');
+    if (drained && !this.drained) {
+      this.drained = true;
+      this.ctx.mark(MARK_QUEUE_DRAINED, `every fallback queue empty (peak total depth ${this.peak})`);
+    }
+    if (closed && !this.closed) {
+      this.closed = true;
+      this.ctx.mark(MARK_BREAKER_CLOSED, 'every instance publishes to JetStream again');
+    }
+    return { drained, closed };
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const watches = new WeakMap<Fault, Watch>();
+
+function faults(ctx: ChaosContext): StackControl & NatsFaultControl {
+  const t = ctx.target;
+  if (t.kind !== 'stack') throw new ScenarioUnsupportedError('network-partition', t.kind, 'it needs the local stack\'s NATS fault proxies');
+  if (!hasNatsFaults(t.control)) throw new ScenarioUnsupportedError('network-partition', t.kind, 'this stack control cannot inject network faults');
+  return t.control;
+}
+
+/** The peak depth recorded in the queue_peak mark ("peak total fallback queue depth N"). */
+export function peakDepth(f: ScenarioFigures): number {
+  const detail = f.marks.find((m) => m.name === MARK_QUEUE_PEAK)?.detail ?? '';
+  return Number(/depth (\d+)/.exec(detail)?.[1] ?? 0);
+}
+
+/**
+ * Cuts every API instance off from NATS with hanging connections: the stack's fault proxies (one in
+ * front of each NATS node, `kgents stack up --nats-faults`) stop forwarding in both directions and
+ * keep every connection open, so the client sees silence rather than a refusal. Publishes time out,
+ * the breaker opens, usage events go to the fallback queue and calls keep being answered. Healing
+ * delivers what was held (stale publishes included: JetStream drops them as duplicates by id); the
+ * drainer then empties the queue and the breaker closes.
+ */
+export const networkPartition: Scenario = {
+  name: 'network-partition',
+  summary: 'cut the API instances off from NATS with hanging (black-holed, not refused) connections, then heal',
+  sla: 'breaker opens and the fallback queue fills during the partition; queue drained and breaker closed within 90 s of healing; no usage event lost or duplicated',
+  targets: ['stack'],
+  recoveryTimeoutMs: 120_000,
+  defaultFaultMs: 20_000,
+
+  async inject(ctx): Promise<Fault> {
+    const control = faults(ctx);
+    const before = await control.natsFaults();
+    if (before.length === 0) throw new ScenarioUnsupportedError('network-partition', 'stack', 'the stack runs without NATS fault proxies: start it with kgents stack up --nats-faults');
+    const at = Date.now();
+    const proxies = await control.setNatsFault({ mode: 'hang' });
+    const fault: Fault = {
+      description: `every API instance's NATS connections black-holed (fault proxies in hang mode in front of ${proxies.map((p) => p.node).join(', ')})`,
+      at,
+      details: { mode: 'hang', nodes: proxies.length, connections_held: proxies.reduce((n, p) => n + p.connections_open, 0) },
+    };
+    const watch = new Watch(ctx);
+    watch.start();
+    watches.set(fault, watch);
+    return fault;
+  },
+
+  async heal(ctx, fault) {
+    const watch = watches.get(fault);
+    watch?.look();
+    if (watch) ctx.mark(MARK_QUEUE_PEAK, `peak total fallback queue depth ${watch.peak}`);
+    await faults(ctx).setNatsFault({ mode: 'pass' });
+  },
+
+  async recovered(ctx, fault) {
+    const watch = watches.get(fault);
+    const proxies = await faults(ctx).natsFaults();
+    if (proxies.some((p) => p.mode !== 'pass')) return false;
+    const { drained, closed } = watch ? watch.settle() : { drained: false, closed: false };
+    if (drained && closed) watch?.stop();
+    return drained && closed;
+  },
+
+  judge(f) {
+    const healed = f.marks.find((m) => m.name === 'healed')?.at ?? Number.POSITIVE_INFINITY;
+    const opened = f.marks.find((m) => m.name === MARK_BREAKER_OPEN);
+    const peak = peakDepth(f);
+    const checks: SlaCheck[] = [
+      {
+        check: 'breaker opens during the partition',
+        verdict: opened !== undefined && opened.at <= healed ? 'PASS' : 'FAIL',
+        detail: opened ? `${(opened.at / 1000).toFixed(1)} s after the partition (${opened.detail ?? ''})` : 'never opened',
+      },
+      { check: 'fallback queue fills during the partition', verdict: peak > 0 ? 'PASS' : 'FAIL', detail: `peak total depth ${peak}` },
+      recoveryCheck(f, RECOVERED_AFTER_HEAL_MS, 'queue drained and breaker closed', true),
+      {
+        check: 'calls keep being answered (events queued on disk)',
+        verdict: f.requests.failed_during_fault === 0 ? 'PASS' : 'FAIL',
+        detail: `${f.requests.failed_during_fault} failed during the fault`,
+      },
+      ...eventChecks(f),
+    ];
+    return checks;
+  },
+};
