@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SCOPES, TIERS, type Scope, type Tier } from '../../config/schema.js';
+import { FaultModeError, parseFaultSetting } from '../../ops/fault/proxy.js';
 import { parseSignal, StackClient } from '../../ops/stack/control.js';
 import { startDetached, stopDetached, supervisorLog, type DownResult } from '../../ops/stack/detached.js';
 import { checkStack, type StackHealth } from '../../ops/stack/health.js';
@@ -14,13 +15,14 @@ const DEFAULT_DIR = '.stack';
 const DEFAULT_PORT = 8080;
 
 const USAGE = `Usage:
-  kgents stack up [--dir DIR] [--api N] [--port P] [--nats N] [--foreground] [--json]
+  kgents stack up [--dir DIR] [--api N] [--port P] [--nats N] [--nats-faults] [--foreground] [--json]
       Starts a production-like stack: a NATS JetStream cluster (--nats, default 3 nodes, streams
       with 3 replicas), Redis, N API instances (--api, default 2, each 'kgents serve' with its own
       port and DATA_DIR) and a load balancer on one port (--port, default ${DEFAULT_PORT}), with
       ports, data and logs under DIR (default ./${DEFAULT_DIR}). A supervisor restarts any part that
       dies. By default the supervisor runs in the background: 'up' returns once the stack serves.
-      --foreground keeps it attached (Ctrl-C stops everything).
+      --foreground keeps it attached (Ctrl-C stops everything). --nats-faults routes the API
+      instances' NATS connections through a fault proxy per node (see 'fault').
   kgents stack status [--dir DIR] [--json]
       Each part's process, health (NATS /healthz, Redis PING, API /ready and /health/saas, the
       balancer), restarts and uptime. Exit code 0 only if everything is healthy.
@@ -35,6 +37,10 @@ const USAGE = `Usage:
   kgents stack kill ID [--signal S] [--dir DIR] [--json]
       Sends a signal (default KILL; also TERM, STOP, CONT, ...) to a part: api-N, nats-N, redis.
       The supervisor restarts a part that dies.
+  kgents stack fault nats pass|hang|refuse|latency [--latency-ms N] [--node nats-N] [--dir DIR] [--json]
+      Network faults between the API instances and NATS (stack started with --nats-faults): hang
+      is a black hole (connections stall, nothing crosses), refuse resets them, latency delays
+      every chunk, pass heals. Without --node: every node.
 
 Other tools find the stack through DIR/stack.json (pids, ports, URLs, the control endpoint); see docs/stack.md.`;
 
@@ -109,9 +115,9 @@ function lineLogger(): StackLogger {
   };
 }
 
-async function runForeground(options: { dir: string; apiInstances: number | undefined; natsNodes: number | undefined; port: number; json: boolean }): Promise<number> {
+async function runForeground(options: { dir: string; apiInstances: number | undefined; natsNodes: number | undefined; port: number; natsFaults: boolean; json: boolean }): Promise<number> {
   const stack = new Stack({
-    dir: options.dir, port: options.port, logger: lineLogger(),
+    dir: options.dir, port: options.port, logger: lineLogger(), natsFaults: options.natsFaults,
     ...(options.apiInstances !== undefined && { apiInstances: options.apiInstances }),
     ...(options.natsNodes !== undefined && { natsNodes: options.natsNodes }),
   });
@@ -144,7 +150,7 @@ async function up(args: readonly string[]): Promise<number> {
     args: [...args],
     options: {
       dir: { type: 'string' }, api: { type: 'string' }, port: { type: 'string' }, nats: { type: 'string' },
-      foreground: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+      foreground: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, 'nats-faults': { type: 'boolean', default: false },
     },
     allowPositionals: true, strict: true,
   }));
@@ -153,9 +159,10 @@ async function up(args: readonly string[]): Promise<number> {
   const apiInstances = intOption(values.api, '--api', 1, 32);
   const natsNodes = intOption(values.nats, '--nats', 1, 5);
   const port = intOption(values.port, '--port', 0, 65535) ?? DEFAULT_PORT;
-  if (values.foreground) return runForeground({ dir, apiInstances, natsNodes, port, json: values.json });
+  const natsFaults = values['nats-faults'];
+  if (values.foreground) return runForeground({ dir, apiInstances, natsNodes, port, natsFaults, json: values.json });
   const state = await startDetached({
-    dir, port, ...(apiInstances !== undefined && { apiInstances }), ...(natsNodes !== undefined && { natsNodes }),
+    dir, port, natsFaults, ...(apiInstances !== undefined && { apiInstances }), ...(natsNodes !== undefined && { natsNodes }),
   });
   // Running means every instance answered /ready; confirm the public port serves too.
   const health = await checkStack(state);
@@ -285,6 +292,30 @@ async function kill(args: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function fault(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseCliArgs(() => parseArgs({
+    args: [...args], options: { dir: { type: 'string' }, 'latency-ms': { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean', default: false } },
+    allowPositionals: true, strict: true,
+  }));
+  const [target, mode] = positionals;
+  if (target !== 'nats' || positionals.length !== 2) throw new UsageError('usage: kgents stack fault nats pass|hang|refuse|latency [--latency-ms N] [--node nats-N]');
+  let setting;
+  try {
+    setting = parseFaultSetting(mode, values['latency-ms']);
+  } catch (err) {
+    throw new UsageError(err instanceof FaultModeError ? err.message.replace('latency_ms', '--latency-ms') : String(err));
+  }
+  const state = runningState(resolve(values.dir ?? DEFAULT_DIR));
+  const proxies = await new StackClient(state.control.url, state.control.token).setNatsFault(setting, values.node);
+  if (values.json) printJson(proxies);
+  else {
+    out(table(['NODE', 'MODE', 'PROXY', 'OPEN', 'TOTAL', 'RESET'], proxies.map((p) => [
+      p.node, p.mode === 'latency' ? `latency ${p.latency_ms} ms` : p.mode, p.proxy_url, String(p.connections_open), String(p.connections_total), String(p.connections_reset),
+    ])));
+  }
+  return 0;
+}
+
 export const stackCommand: Command = {
   name: 'stack',
   summary: 'A production-like local stack (NATS cluster, Redis, N API instances behind one port): up, status, down.',
@@ -298,8 +329,9 @@ export const stackCommand: Command = {
       case 'key': return key(rest);
       case 'replace': return replace(rest);
       case 'kill': return kill(rest);
-      case undefined: return Promise.reject(new UsageError('missing subcommand: up, status, down, key, replace or kill'));
-      default: return Promise.reject(new UsageError(`unknown subcommand "${sub.slice(0, 40)}": use up, status, down, key, replace or kill`));
+      case 'fault': return fault(rest);
+      case undefined: return Promise.reject(new UsageError('missing subcommand: up, status, down, key, replace, kill or fault'));
+      default: return Promise.reject(new UsageError(`unknown subcommand "${sub.slice(0, 40)}": use up, status, down, key, replace, kill or fault`));
     }
   },
 };

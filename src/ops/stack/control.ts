@@ -1,12 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { FaultModeError, parseFaultSetting, type FaultSetting } from '../fault/proxy.js';
 import { PartStateError, UnknownPartError } from './errors.js';
+import { NO_FAULT_PROXIES, type NatsFaultControl, type NatsProxyState } from './faults.js';
 import type { ReplaceResult, SignalResult, StackControl } from './stack.js';
 import { readState, type StackState } from './state.js';
 
 /** What the control endpoint drives: the stack's controls, and how to stop it all. */
-export interface ControlTarget extends StackControl {
+export interface ControlTarget extends StackControl, Partial<NatsFaultControl> {
   stop(): Promise<void>;
 }
 
@@ -35,6 +37,8 @@ class HttpError extends Error {
  *   POST /parts/{id}/start            start it again (waits until ready)
  *   POST /parts/{id}/replace          zero-downtime replacement of an API slot (waits until done)
  *   POST /shutdown                    stop the whole stack (answers 202 first)
+ *   GET  /faults                      the NATS fault proxies (stacks started with --nats-faults)
+ *   POST /faults/nats?mode=M          M = pass|hang|refuse|latency (&latency_ms=N) [&node=nats-1]
  *
  * Errors: {error:{code,message}} with 401, 404 (unknown part or route), 409 (wrong state), 500.
  */
@@ -108,6 +112,21 @@ export class ControlServer {
         void this.target.stop();
         return;
       }
+      if (url.pathname === '/faults' && method === 'GET') {
+        send(200, { nats: this.target.natsFaults ? await this.target.natsFaults() : [] });
+        return;
+      }
+      if (url.pathname === '/faults/nats' && method === 'POST') {
+        let setting: FaultSetting;
+        try {
+          setting = parseFaultSetting(url.searchParams.get('mode'), url.searchParams.get('latency_ms'));
+        } catch (err) {
+          throw new HttpError(400, err instanceof FaultModeError ? err.message : 'bad fault setting');
+        }
+        if (!this.target.setNatsFault) throw new PartStateError(NO_FAULT_PROXIES);
+        send(200, { nats: await this.target.setNatsFault(setting, url.searchParams.get('node') ?? undefined) });
+        return;
+      }
       const match = /^\/parts\/([A-Za-z0-9._-]{1,64})\/(signal|stop|start|replace)$/.exec(url.pathname);
       if (method !== 'POST' || !match?.[1] || !match[2]) throw new HttpError(404, `no route ${method} ${url.pathname.slice(0, 100)}`);
       const id = match[1];
@@ -149,7 +168,7 @@ export class ControlError extends Error {
  * Drives a stack running in another process (`kgents stack up` detached) through its control
  * endpoint; the address and token come from DIR/stack.json.
  */
-export class StackClient implements StackControl {
+export class StackClient implements StackControl, NatsFaultControl {
   constructor(readonly controlUrl: string, private readonly token: string) {}
 
   /** Opens the stack recorded in DIR/stack.json; throws if there is none or it is not running. */
@@ -197,6 +216,17 @@ export class StackClient implements StackControl {
 
   replaceInstance(id: string): Promise<ReplaceResult> {
     return this.call('POST', `/parts/${encodeURIComponent(id)}/replace`);
+  }
+
+  async natsFaults(): Promise<NatsProxyState[]> {
+    return (await this.call<{ nats: NatsProxyState[] }>('GET', '/faults', 10_000)).nats;
+  }
+
+  async setNatsFault(setting: FaultSetting, node?: string): Promise<NatsProxyState[]> {
+    const query = new URLSearchParams({ mode: setting.mode });
+    if (setting.mode === 'latency') query.set('latency_ms', String(setting.latencyMs ?? 0));
+    if (node !== undefined) query.set('node', node);
+    return (await this.call<{ nats: NatsProxyState[] }>('POST', `/faults/nats?${query.toString()}`, 10_000)).nats;
   }
 
   async shutdown(): Promise<void> {

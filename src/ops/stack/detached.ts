@@ -11,6 +11,8 @@ export interface DetachedOptions {
   readonly apiInstances?: number;
   readonly natsNodes?: number;
   readonly port?: number;
+  /** NATS fault proxies between the API instances and NATS (see StackOptions.natsFaults). */
+  readonly natsFaults?: boolean;
   /** How long to wait for the stack to be running (default 180 s). */
   readonly timeoutMs?: number;
   readonly cli?: string;
@@ -64,7 +66,8 @@ export async function startDetached(options: DetachedOptions): Promise<StackStat
   const args = [cli, 'stack', 'up', '--foreground', '--dir', dir,
     ...(options.apiInstances !== undefined ? ['--api', String(options.apiInstances)] : []),
     ...(options.natsNodes !== undefined ? ['--nats', String(options.natsNodes)] : []),
-    ...(options.port !== undefined ? ['--port', String(options.port)] : [])];
+    ...(options.port !== undefined ? ['--port', String(options.port)] : []),
+    ...(options.natsFaults === true ? ['--nats-faults'] : [])];
   let pid: number | undefined;
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });

@@ -13,6 +13,8 @@ import { ensureStreams } from '../../adapters/nats/streams.js';
 import { loadConfig } from '../../config/load.js';
 import { Balancer, type BackendEvent } from './balancer.js';
 import { ControlServer } from './control.js';
+import { NatsFaultProxies, type NatsFaultControl, type NatsProxyState } from './faults.js';
+import type { FaultSetting } from '../fault/proxy.js';
 import { PartStateError, UnknownPartError } from './errors.js';
 import { procCmdline, recordProcess, StackProcess, type ProcessExit, type ProcessRecord } from './processes.js';
 import { writeState, type ExitRecord, type PartKind, type PartState, type PartStatus, type StackState, type StackStatus, STATE_VERSION } from './state.js';
@@ -50,6 +52,11 @@ export interface StackOptions {
   readonly logger?: StackLogger;
   /** The kgents CLI to run (default: the one this module belongs to). */
   readonly cli?: string;
+  /**
+   * Route each API instance's NATS connections through a fault proxy per node (run by the
+   * supervisor), so that `setNatsFault` can partition the API from NATS (chaos: network-partition).
+   */
+  readonly natsFaults?: boolean;
 }
 
 export interface InstanceInfo {
@@ -167,7 +174,7 @@ function describeExit(exit: ProcessExit | ExitRecord | null | undefined): string
  * backoff), replaces API instances without losing requests, and records everything in
  * DIR/stack.json for `kgents stack status|down` and other tools.
  */
-export class Stack implements StackControl {
+export class Stack implements StackControl, NatsFaultControl {
   readonly dir: string;
   private readonly apiCount: number;
   private readonly natsCount: number;
@@ -178,6 +185,7 @@ export class Stack implements StackControl {
   readonly balancer: Balancer;
   private control: ControlServer | undefined;
   private readonly parts: Part[] = [];
+  private readonly natsProxies = new NatsFaultProxies();
   private readonly retiring: RetiringProcess[] = [];
   /** Replacement processes still starting (not yet their slot's process). */
   private readonly pending = new Set<StackProcess>();
@@ -260,6 +268,7 @@ export class Stack implements StackControl {
       nats_urls: this.natsUrls,
       redis_url: this.parts.length > 0 ? this.redisUrl : '',
       parts: this.parts.map((p) => this.partState(p)),
+      ...(this.natsProxies.enabled && { nats_proxies: this.natsProxies.states() }),
       retiring: this.retiring.flatMap((r) => (r.proc.record ? [{ id: r.id, instance_id: r.instanceId, process: r.proc.record, port: r.port, since: r.since }] : [])),
       ...(live && { balancer: this.balancer.stats() }),
       started_at: this.startedAt,
@@ -299,6 +308,7 @@ export class Stack implements StackControl {
         await this.control.start();
       }
       await this.createParts();
+      if (this.options.natsFaults) await this.natsProxies.start(this.parts.filter((p) => p.kind === 'nats').map((p) => ({ id: p.id, port: p.ports.client ?? 0 })));
       this.save();
       this.log('info', 'starting NATS and Redis', { nats: this.natsUrls, redis: this.redisUrl });
       await Promise.all(this.parts.filter((p) => p.kind !== 'api').map((p) => this.waitReady(p, this.launch(p), 30_000)));
@@ -361,7 +371,7 @@ export class Stack implements StackControl {
       ...this.options.env,
       PORT: String(port),
       HOST: '127.0.0.1',
-      NATS_URLS: this.natsUrls.join(','),
+      NATS_URLS: (this.natsProxies.enabled ? this.natsProxies.urls() : this.natsUrls).join(','),
       NATS_REPLICAS: String(Math.min(3, this.natsCount)),
       REDIS_URL: this.redisUrl,
       DATA_DIR: dataDir,
@@ -404,6 +414,8 @@ export class Stack implements StackControl {
     if (part.ports.cluster !== undefined) {
       const routes = this.parts.filter((p) => p.kind === 'nats' && p !== part).map((p) => `nats://127.0.0.1:${p.ports.cluster ?? 0}`);
       args.push('--cluster_name', 'kgents-stack', '--cluster', `nats://127.0.0.1:${part.ports.cluster}`, '--routes', routes.join(','));
+      // Clients behind the fault proxies must not learn the nodes' direct addresses and bypass them.
+      if (this.options.natsFaults) args.push('--no_advertise=true');
     }
     return new StackProcess({ name: part.id, command: binary, args, env: process.env, logFile: part.log, match: `${binary} -a 127.0.0.1 -p ${part.ports.client}` });
   }
@@ -622,6 +634,23 @@ export class Stack implements StackControl {
     }
   }
 
+  /** The NATS fault proxies (stacks started with `natsFaults`). */
+  natsFaults(): Promise<NatsProxyState[]> {
+    return Promise.resolve(this.natsProxies.states());
+  }
+
+  /** Partitions (hang, refuse), slows (latency) or heals (pass) the API instances' NATS connections. */
+  setNatsFault(setting: FaultSetting, node?: string): Promise<NatsProxyState[]> {
+    try {
+      const states = this.natsProxies.set(setting, node);
+      this.log('warn', `NATS fault: ${setting.mode}${setting.mode === 'latency' ? ` ${setting.latencyMs ?? 0} ms` : ''} between the API instances and ${node ?? 'every NATS node'}`);
+      this.save();
+      return Promise.resolve(states);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   // ---- stop ------------------------------------------------------------------------------------------
 
   /**
@@ -648,6 +677,8 @@ export class Stack implements StackControl {
       p.restartTimer = undefined;
       p.desired = 'stopped';
     }
+    // Heal any partition first: the instances drain their fallback queues into JetStream as they stop.
+    if (this.natsProxies.enabled) this.natsProxies.set({ mode: 'pass' });
     this.save();
     this.log('info', 'stopping the stack');
     const stopAll = async (parts: Part[], graceMs: number): Promise<void> => {
@@ -666,6 +697,7 @@ export class Stack implements StackControl {
     await this.balancer.stop(1000);
     await stopAll(this.parts.filter((p) => p.kind === 'redis'), 10_000);
     await stopAll(this.parts.filter((p) => p.kind === 'nats'), 10_000);
+    await this.natsProxies.stop();
     for (const p of this.parts) p.status = 'stopped';
     this.retiring.length = 0;
     this.status = wasFailed ? 'failed' : 'stopped';

@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BalancerStats } from './balancer.js';
+import type { NatsProxyState } from './faults.js';
 import type { ProcessRecord } from './processes.js';
 
 export const STATE_FILE = 'stack.json';
@@ -73,6 +74,8 @@ export interface StackState {
   readonly supervisor: ProcessRecord;
   readonly nats_urls: readonly string[];
   readonly redis_url: string;
+  /** Stacks started with --nats-faults: the fault proxy in front of each NATS node, which the API instances use. */
+  readonly nats_proxies?: readonly NatsProxyState[];
   readonly parts: readonly PartState[];
   readonly retiring: readonly RetiringState[];
   /** Live only (GET /state on the control endpoint): the balancer's counters and backends. */
