@@ -2,12 +2,14 @@
 import type { Scenario } from './scenario.js';
 import { apiKill } from './scenarios/api-kill.js';
 import { natsKill, natsKillMeta } from './scenarios/nats-kill.js';
+import { networkPartition } from './scenarios/network-partition.js';
 import { redisDown } from './scenarios/redis-down.js';
 
 export const SCENARIOS: readonly Scenario[] = [
   apiKill,
   natsKill,
   natsKillMeta,
+  networkPartition,
   redisDown,
 ];
 
