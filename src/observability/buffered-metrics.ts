@@ -45,13 +45,14 @@ export class BufferedCounter<T extends string> extends Counter<T> {
       if (cell.pending === 0) continue;
       const n = cell.pending;
       cell.pending = 0;
-      super.inc(cell.labels, n);
+      this.inc(cell.labels, n);
     }
     return super.get();
   }
 
   override reset(): void {
-    for (const cell of this.cells) cell.pending = 0;
+    // prom-client's constructor calls reset() before this class's fields exist.
+    for (const cell of (this.cells as typeof this.cells | undefined) ?? []) cell.pending = 0;
     super.reset();
   }
 }
@@ -125,7 +126,8 @@ export class BufferedHistogram<T extends string> extends Histogram<T> {
   }
 
   override reset(): void {
-    for (const s of this.series) {
+    // prom-client's constructor calls reset() before this class's fields exist.
+    for (const s of (this.series as typeof this.series | undefined) ?? []) {
       s.buckets.fill(0);
       s.sum = 0;
       s.count = 0;
