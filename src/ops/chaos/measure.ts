@@ -34,7 +34,36 @@ export interface Measurement extends ScenarioFigures {
     readonly latency_during_fault: LatencySummary;
   };
   readonly events: EventAudit;
-  readonly health: { readonly samples: number; readonly not_ok: number; readonly first_not_ok: string | null };
+  readonly health: {
+    readonly samples: number;
+    readonly not_ok: number;
+    readonly first_not_ok: string | null;
+    /** Changes of each endpoint's state (status, circuit, Redis mode), ms after the fault; at most 60. */
+    readonly transitions: readonly HealthTransition[];
+  };
+}
+
+export interface HealthTransition {
+  readonly at: number;
+  readonly endpoint: string;
+  readonly state: string;
+}
+
+function stateWord(s: HealthSample): string {
+  return [s.status, s.circuit !== undefined ? `circuit ${s.circuit}` : '', s.redis_mode !== undefined ? `redis ${s.redis_mode}` : ''].filter((x) => x !== '').join(', ');
+}
+
+/** When each endpoint's health state changed (the first sample of each endpoint counts as a change). */
+export function healthTransitions(samples: readonly HealthSample[], t0: number, limit = 60): HealthTransition[] {
+  const last = new Map<string, string>();
+  const out: HealthTransition[] = [];
+  for (const s of [...samples].sort((a, b) => a.at - b.at)) {
+    const state = stateWord(s);
+    if (last.get(s.endpoint) === state) continue;
+    last.set(s.endpoint, state);
+    out.push({ at: s.at - t0, endpoint: s.endpoint, state });
+  }
+  return out.length > limit ? [...out.slice(0, limit - 1), out[out.length - 1] as HealthTransition] : out;
 }
 
 const isOk = (r: RequestRecord): boolean => r.status >= 200 && r.status < 300;
@@ -114,7 +143,7 @@ export function measure(o: Observations): Measurement {
       latency: latencySummary(o.records), latency_during_fault: latencySummary(o.records.filter(inFault)),
     },
     events: o.audit,
-    health: { samples: o.samples.length, not_ok: notOk.length, first_not_ok: notOk[0] ? `${notOk[0].endpoint}: ${notOk[0].status}` : null },
+    health: { samples: o.samples.length, not_ok: notOk.length, first_not_ok: notOk[0] ? `${notOk[0].endpoint}: ${notOk[0].status}` : null, transitions: healthTransitions(o.samples, t0) },
     marks: o.marks.map((m) => ({ ...m, at: m.at - t0 })),
   };
 }

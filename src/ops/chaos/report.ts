@@ -60,6 +60,11 @@ export function chaosMarkdown(r: ChaosResult): string {
       for (const m of f.marks) out.push(`| ${sec(m.at)} | ${cell(m.name)}${m.detail ? `: ${cell(m.detail)}` : ''} |`);
       out.push('');
     }
+    if (f.health.transitions.length) {
+      out.push('Health changes (time after the fault, endpoint, state):', '');
+      for (const h of f.health.transitions) out.push(`- ${sec(h.at)} ${h.endpoint}: ${h.state}`);
+      out.push('');
+    }
     if (f.events.lost || f.events.duplicated || f.events.stray) {
       out.push(`Examples: lost ${f.events.examples.lost.join(', ') || '–'}; duplicated ${f.events.examples.duplicated.join(', ') || '–'}; stray ${f.events.examples.stray.join(', ') || '–'}.`, '');
     }

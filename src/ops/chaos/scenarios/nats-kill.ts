@@ -59,6 +59,7 @@ async function allNodesHealthy(ctx: ChaosContext): Promise<boolean> {
 function natsKillScenario(which: Which): Scenario {
   const name = which === 'stream' ? 'nats-kill' : 'nats-kill-meta';
   const resumed = new WeakMap<Fault, boolean>();
+  const elected = new WeakMap<Fault, boolean>();
   return {
     name,
     summary: which === 'stream' ? 'kill -9 the USAGE stream leader of the NATS cluster under load' : 'kill -9 the JetStream meta leader of the NATS cluster under load',
@@ -93,6 +94,10 @@ function natsKillScenario(which: Which): Scenario {
       const killed = String(fault.details?.part ?? '');
       const killedServer = String(fault.details?.leader ?? '');
       const { view: v } = await view(ctx, [killed]);
+      if (!elected.get(fault) && v?.streamLeader && v.streamLeader !== killedServer) {
+        elected.set(fault, true);
+        ctx.mark('stream_leader', `USAGE led by ${v.streamLeader}`);
+      }
       // Publishing resumed: a stream leader other than a dead one, and the stream growing again.
       if (!resumed.get(fault) && v?.streamLeader && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0)
         && (which === 'meta' || v.streamLeader !== killedServer)) {

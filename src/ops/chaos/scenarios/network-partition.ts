@@ -77,10 +77,13 @@ function faults(ctx: ChaosContext): StackControl & NatsFaultControl {
   return t.control;
 }
 
-/** The peak depth recorded in the queue_peak mark ("peak total fallback queue depth N"). */
+/**
+ * The peak total fallback queue depth, from the marks: at healing (queue_peak) and, since the queue
+ * keeps growing until the breaker closes, when it was drained (queue_drained).
+ */
 export function peakDepth(f: ScenarioFigures): number {
-  const detail = f.marks.find((m) => m.name === MARK_QUEUE_PEAK)?.detail ?? '';
-  return Number(/depth (\d+)/.exec(detail)?.[1] ?? 0);
+  const depths = f.marks.filter((m) => m.name === MARK_QUEUE_PEAK || m.name === MARK_QUEUE_DRAINED).map((m) => Number(/depth (\d+)/.exec(m.detail ?? '')?.[1] ?? 0));
+  return Math.max(0, ...depths);
 }
 
 /**
@@ -119,7 +122,7 @@ export const networkPartition: Scenario = {
   async heal(ctx, fault) {
     const watch = watches.get(fault);
     watch?.look();
-    if (watch) ctx.mark(MARK_QUEUE_PEAK, `peak total fallback queue depth ${watch.peak}`);
+    if (watch) ctx.mark(MARK_QUEUE_PEAK, `peak total fallback queue depth ${watch.peak} until healing`);
     await faults(ctx).setNatsFault({ mode: 'pass' });
   },
 
