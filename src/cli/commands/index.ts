@@ -1,12 +1,10 @@
 import type { Command } from '../command.js';
 import { backupCommand } from './backup.js';
-import { backupCommand } from './backup.js';
 import { busCommand } from './bus.js';
 import { chaosCommand } from './chaos.js';
 import { exporterCommand } from './exporter.js';
 import { keysCommand } from './keys.js';
 import { loadCommand } from './load.js';
-import { restoreCommand } from './restore.js';
 import { restoreCommand } from './restore.js';
 import { rolloutCommand } from './rollout.js';
 import { serveCommand } from './serve.js';
