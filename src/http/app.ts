@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
 import type { BillingBackend } from '../domain/billing/ports.js';
@@ -9,6 +9,7 @@ import type { UsageMeter, UsageQuery } from '../domain/metering/ports.js';
 import type { KeyStore } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import { loggerOptions } from '../observability/logger.js';
+import { lazyChildLogger } from '../observability/lazy-child-logger.js';
 import { ApiMetrics } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
 import { admit } from './admission.js';
@@ -24,6 +25,8 @@ import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
+import type { RoutePolicy } from './types.js';
+import type { Scope } from '../config/schema.js';
 import './types.js';
 
 export interface AppDeps {
@@ -68,6 +71,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const app: FastifyInstance = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: logger,
     genReqId: requestId,
+    // request.log is made on first use: most requests never log (see LOG_REQUESTS).
+    childLoggerFactory: lazyChildLogger,
     // Per-request lines are ours (onResponse below, per LOG_REQUESTS): Fastify's two lines per request cost throughput.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT_BYTES,
@@ -110,9 +115,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   const idem: IdempotencyOptions = { store: deps.idempotency, metrics, ttlS: config.IDEMPOTENCY_TTL_S };
 
-  app.addHook('preHandler', async (request, reply) => {
-    const policy = request.routeOptions.config.policy;
-    if (!policy?.scope) return;
+  // Authentication, rate limit and idempotency, as a hook of each route that declares a scope:
+  // public routes (health, metrics) run no hook for it at all.
+  const guard = (policy: RoutePolicy & { scope: Scope }): preHandlerAsyncHookHandler => async (request, reply) => {
     let principal;
     try {
       principal = authenticate(deps.keys, request, policy.scope);
@@ -123,14 +128,24 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     request.principal = principal;
     await admit(config, deps.limits, metrics, principal, policy.billable === true, request, reply);
     await beginIdempotent(idem, request, reply, principal.tenant);
+  };
+  app.addHook('onRoute', (route) => {
+    const policy = route.config?.policy;
+    if (!policy?.scope) return;
+    const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+    route.preHandler = [guard({ ...policy, scope: policy.scope }), ...own];
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
-    if (request.idempotency) await finishIdempotent(idem, request, reply, payload);
+  // A callback hook, not async: only a request with an Idempotency-Key waits for anything here.
+  app.addHook('onSend', (request, reply, payload, done) => {
     // Decided at send time, not arrival: a keep-alive request already in flight when draining starts
     // must still close its socket, or server.close() would wait on that idle connection forever.
     if (lifecycle.state === 'draining') void reply.header('connection', 'close');
-    return payload;
+    if (!request.idempotency) {
+      done(null, payload);
+      return;
+    }
+    finishIdempotent(idem, request, reply, payload).then(() => done(null, payload), done);
   });
 
   app.addHook('onResponse', (request, reply, done) => {
