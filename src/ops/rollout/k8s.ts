@@ -22,6 +22,8 @@ type Outcome = K8sSection['outcome'];
 
 interface Watched {
   outcome: Outcome;
+  /** The last line kubectl printed (why it failed). */
+  detail: string;
   revisionAfter: string | null;
   undo: K8sSection['undo'];
   steps: Omit<RolloutStep, 'failed'>[];
@@ -39,7 +41,7 @@ async function revisionOf(o: K8sRolloutOptions, calls: KubectlCall[]): Promise<{
  * Waits for `kubectl rollout status` with a deadline, while watching the load: more failed requests
  * than allowed ends the wait at once (the rollout is then undone by the caller).
  */
-async function watchStatus(o: K8sRolloutOptions, watch: LoadWatch, calls: KubectlCall[], progress: { t_s: number; line: string }[], abortOnFailures: boolean): Promise<Exclude<Outcome, 'not-started'>> {
+async function watchStatus(o: K8sRolloutOptions, watch: LoadWatch, calls: KubectlCall[], progress: { t_s: number; line: string }[], abortOnFailures: boolean): Promise<{ outcome: Exclude<Outcome, 'not-started'>; detail: string }> {
   const deadlineS = o.deadlineMs / 1000;
   const status = startKubectl(o.kube.kubectl, kubectlArgs.status(o.kube, deadlineS), {
     // kubectl's own --timeout normally ends it; this is for an API server that stops answering.
@@ -63,9 +65,12 @@ async function watchStatus(o: K8sRolloutOptions, watch: LoadWatch, calls: Kubect
     await Promise.race([status.done, sleep(100)]);
   }
   calls.push(finished.call);
-  if (tooManyFailures) return 'failed-requests';
-  if (finished.call.exit_code === 0) return 'complete';
-  return finished.call.signal !== null || /timed out|deadline|exceeded its progress deadline/i.test(finished.call.output) ? 'deadline' : 'status-failed';
+  const detail = finished.call.output.split('\n').slice(-1)[0] ?? '';
+  if (tooManyFailures) return { outcome: 'failed-requests', detail: `${watch.failed()} requests failed` };
+  if (finished.call.exit_code === 0) return { outcome: 'complete', detail };
+  // Our own --timeout (kubectl: "timed out waiting for the condition") or the kill behind it; anything
+  // else, such as the Deployment's progressDeadlineSeconds, is the cluster saying the rollout failed.
+  return { outcome: finished.call.signal !== null || /timed out waiting/i.test(finished.call.output) ? 'deadline' : 'status-failed', detail };
 }
 
 /**
@@ -105,16 +110,16 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
       if (started.call.exit_code !== 0) {
         o.log(`kubectl failed (${started.call.exit_code ?? started.call.signal}): ${started.call.output}`);
         return {
-          outcome: 'not-started', revisionAfter: null, undo: null, tookS: (Date.now() - t0) / 1000,
+          outcome: 'not-started', detail: started.call.output.split('\n').slice(-1)[0] ?? '', revisionAfter: null, undo: null, tookS: (Date.now() - t0) / 1000,
           steps: [{ id: 'rollout', from, to: null, ok: false, at_s: at, end_s: watch.elapsedS(), took_s: (Date.now() - t0) / 1000, error: started.call.output.split('\n').slice(-1)[0] ?? 'kubectl failed' }],
         };
       }
-      const outcome = await watchStatus(o, watch, calls, progress, true);
+      const { outcome, detail } = await watchStatus(o, watch, calls, progress, true);
       const tookS = (Date.now() - t0) / 1000;
       const after = await revisionOf(o, calls);
       const steps: Omit<RolloutStep, 'failed'>[] = [{
         id: 'rollout', from, to: after.revision ? `revision ${after.revision}` : null, ok: outcome === 'complete',
-        at_s: at, end_s: watch.elapsedS(), took_s: tookS, ...(outcome !== 'complete' && { error: outcome }),
+        at_s: at, end_s: watch.elapsedS(), took_s: tookS, ...(outcome !== 'complete' && { error: `${outcome}: ${detail}` }),
       }];
       let undo: K8sSection['undo'] = null;
       if (outcome !== 'complete') {
@@ -124,7 +129,7 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
         o.log(`rollout ${outcome}: undoing${before.revision ? ` to revision ${before.revision}` : ''}`);
         const undone = await runKubectl(o.kube.kubectl, kubectlArgs.undo(o.kube, before.revision ?? undefined), SHORT_CALL_MS);
         calls.push(undone.call);
-        const statusOk = undone.call.exit_code === 0 && (await watchStatus(o, watch, calls, progress, false)) === 'complete';
+        const statusOk = undone.call.exit_code === 0 && (await watchStatus(o, watch, calls, progress, false)).outcome === 'complete';
         const back = await revisionOf(o, calls);
         undo = { ok: undone.call.exit_code === 0, status_ok: statusOk, took_s: Math.round(Date.now() - u0) / 1000, to_revision: before.revision };
         steps.push({
@@ -133,7 +138,7 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
           ...(!(undo.ok && statusOk) && { error: undo.ok ? 'the undo did not finish (rollout status)' : undone.call.output.split('\n').slice(-1)[0] ?? 'kubectl rollout undo failed' }),
         });
       }
-      return { outcome, revisionAfter: after.revision, undo, steps, tookS };
+      return { outcome, detail, revisionAfter: after.revision, undo, steps, tookS };
     });
 
     const steps: RolloutStep[] = value.steps.map((s) => ({
@@ -141,7 +146,7 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
     }));
     const reasons: string[] = [];
     const outcomes: Record<Outcome, string> = {
-      complete: '', 'not-started': 'kubectl could not start the rollout', 'status-failed': 'kubectl rollout status failed',
+      complete: '', 'not-started': `kubectl could not start the rollout (${value.detail})`, 'status-failed': `kubectl rollout status failed (${value.detail})`,
       deadline: `the rollout did not finish within ${o.deadlineMs / 1000} s`, 'failed-requests': 'too many requests failed during the rollout',
     };
     if (value.outcome !== 'complete') reasons.push(`${outcomes[value.outcome]}${value.undo ? (value.undo.ok && value.undo.status_ok ? '; rolled back' : '; the undo FAILED: check the deployment by hand') : ''}`);

@@ -12,9 +12,10 @@ import { startServer, type TestServer } from '../load/servers.js';
 
 /**
  * A stand-in kubectl: records its arguments (one JSON line per call) and plays a deployment whose
- * revision it keeps in a file. FAKE_KUBECTL_MODE: `ok`, `status-fail` (the rollout exceeds its
- * progress deadline), `bad-release` (the new pods answer 503 until undone: the target reads the
- * `bad` marker). After an undo, `rollout status` succeeds at once.
+ * revision it keeps in a file. FAKE_KUBECTL_MODE: `ok`; `status-fail` (the rollout exceeds its
+ * progress deadline); `hang` (never finishes: kubectl's --timeout ends it); `bad-release` (the new
+ * pods answer 503 until undone: the target reads the `bad` marker). After an undo, `rollout status`
+ * succeeds at once.
  */
 const FAKE_KUBECTL = `
 const fs = require('node:fs');
@@ -53,7 +54,10 @@ else if (rest[0] === 'rollout' && rest[1] === 'undo') {
   const waiting = 'Waiting for deployment "' + name + '" rollout to finish: ';
   if (undone()) say([[100, 'deployment "' + name + '" successfully rolled out']], 0);
   else if (mode === 'status-fail') say([[300, waiting + '1 out of 2 new replicas have been updated...'], [700, 'error: deployment "' + name + '" exceeded its progress deadline']], 1);
-  else if (mode === 'bad-release') say([[300, waiting + '1 out of 2 new replicas have been updated...'], [20000, 'deployment "' + name + '" successfully rolled out']], 0);
+  else if (mode === 'hang') {
+    const timeout = Number((args.find((a) => a.startsWith('--timeout=')) || '--timeout=1s').slice(10, -1));
+    say([[300, waiting + '0 of 2 updated replicas are available...'], [timeout * 1000, 'error: timed out waiting for the condition']], 1);
+  } else if (mode === 'bad-release') say([[300, waiting + '1 out of 2 new replicas have been updated...'], [20000, 'deployment "' + name + '" successfully rolled out']], 0);
   else say([[300, waiting + '1 out of 2 new replicas have been updated...'], [500, waiting + '1 old replicas are pending termination...'], [500, 'deployment "' + name + '" successfully rolled out']], 0);
 } else { console.error('fake kubectl: unexpected ' + args.join(' ')); process.exit(2); }
 `;
@@ -148,10 +152,19 @@ describe('kgents rollout --k8s (a fake kubectl on PATH)', () => {
     ]);
     assert.ok(r.calls.every((c) => c[0] === '--namespace' && c[1] === 'kgents-api'), 'every call names the namespace (no --context given)');
     assert.equal(r.report?.verdict, 'FAIL');
-    assert.equal(r.report?.k8s?.outcome, 'deadline');
+    assert.equal(r.report?.k8s?.outcome, 'status-failed');
     assert.deepEqual(r.report?.k8s?.undo && { ok: r.report.k8s.undo.ok, status_ok: r.report.k8s.undo.status_ok, to: r.report.k8s.undo.to_revision }, { ok: true, status_ok: true, to: '3' });
-    assert.match(r.report?.reasons.join(';') ?? '', /did not finish within 600 s; rolled back/);
+    assert.match(r.report?.reasons.join(';') ?? '', /^kubectl rollout status failed \(error: deployment "kgents-api" exceeded its progress deadline\); rolled back$/);
     assert.deepEqual(r.report?.load.phases.map((p) => p.phase), ['before', 'during', 'undo', 'after']);
+  });
+
+  test('a rollout that does not finish within --timeout is undone; exit 1', async () => {
+    const r = await rollout('hang', 'hang', ['--timeout', '2s']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.calls.some((c) => c.includes('status') && c.includes('--timeout=2s')));
+    assert.ok(r.calls.some((c) => c.includes('undo') && c.includes('--to-revision=3')));
+    assert.equal(r.report?.k8s?.outcome, 'deadline');
+    assert.match(r.report?.reasons.join(';') ?? '', /^the rollout did not finish within 2 s; rolled back$/);
   });
 
   test('a release whose requests fail is undone as soon as failures pass the limit, without waiting for its status; exit 1', async () => {
