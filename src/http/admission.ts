@@ -4,6 +4,7 @@ import type { LimitStore } from '../domain/limits/ports.js';
 import type { Principal } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
+import { inChildSpan } from '../observability/tracing.js';
 
 /** Monthly quota windows are calendar months in UTC. */
 export function quotaKeyFor(tenant: string, now: Date): string {
@@ -27,7 +28,8 @@ export async function admit(
   const limit = config.RATE_LIMITS[principal.tier];
   const quotaKey = quotaKeyFor(principal.tenant, now);
   const quotaLimit = billable ? config.TOKEN_QUOTAS[principal.tier] : Number.MAX_SAFE_INTEGER;
-  const decision = await limits.admit({ rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now: now.getTime() });
+  const decision = await inChildSpan(request.span, 'limits.admit', 'client', request.span && { 'kgents.store.mode': limits.mode },
+    () => limits.admit({ rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now: now.getTime() }));
   void reply.headers({
     'ratelimit-limit': String(decision.limit),
     'ratelimit-remaining': String(decision.remaining),

@@ -11,6 +11,7 @@ import { ApiError } from '../errors/api-error.js';
 import { loggerOptions } from '../observability/logger.js';
 import { lazyChildLogger } from '../observability/lazy-child-logger.js';
 import { ApiMetrics } from '../observability/metrics.js';
+import type { RequestTracer } from '../observability/tracing.js';
 import { VERSION } from '../version.js';
 import { admit } from './admission.js';
 import { authenticate } from './auth.js';
@@ -25,6 +26,7 @@ import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
+import { installTracing } from './tracing.js';
 import type { RoutePolicy } from './types.js';
 import type { Scope } from '../config/schema.js';
 import './types.js';
@@ -47,6 +49,8 @@ export interface AppDeps {
   readonly lifecycle?: Lifecycle;
   readonly metrics?: ApiMetrics;
   readonly version?: string;
+  /** OpenTelemetry tracing; absent (tracing off): no tracing hooks at all. */
+  readonly tracer?: RequestTracer;
   /** Load samples for shedding (LOAD_SHEDDING); absent: this process's own monitor. Tests drive their own. */
   readonly pressure?: PressureSource;
   /** Where JSON logs go; stdout when absent. Tests pass a stream to inspect them. */
@@ -102,6 +106,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     lifecycle.markReady();
     done();
   });
+
+  // First, so that even a request refused while closing has its span.
+  if (deps.tracer) installTracing(app, deps.tracer);
 
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IdempotencyStore } from '../domain/limits/ports.js';
 import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
+import { inChildSpan } from '../observability/tracing.js';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** How long an in-progress record blocks retries if this instance dies before finishing. */
@@ -31,7 +32,8 @@ export async function beginIdempotent(opts: IdempotencyOptions, request: Fastify
   }
   const key = `${tenant}:${header}`;
   const fingerprint = requestFingerprint(request.method, request.routeOptions.url ?? request.url, request.body);
-  const outcome = await opts.store.begin(key, fingerprint, LOCK_TTL_S);
+  const outcome = await inChildSpan(request.span, 'idempotency.begin', 'client', request.span && { 'kgents.store.mode': opts.store.mode },
+    () => opts.store.begin(key, fingerprint, LOCK_TTL_S));
   switch (outcome.state) {
     case 'started':
       opts.metrics.idempotency.inc({ outcome: 'started' });
@@ -63,9 +65,9 @@ export async function finishIdempotent(opts: IdempotencyOptions, request: Fastif
   }
   const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : JSON.stringify(payload ?? null);
   const contentType = reply.getHeader('content-type');
-  await opts.store.complete(pending.key, pending.fingerprint, {
+  await inChildSpan(request.span, 'idempotency.complete', 'client', request.span && { 'kgents.store.mode': opts.store.mode }, () => opts.store.complete(pending.key, pending.fingerprint, {
     status: reply.statusCode,
     headers: { 'content-type': typeof contentType === 'string' ? contentType : 'application/json; charset=utf-8' },
     body,
-  }, opts.ttlS);
+  }, opts.ttlS));
 }

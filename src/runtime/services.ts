@@ -19,7 +19,9 @@ import type { Config } from '../config/load.js';
 import type { KeyStore } from '../domain/tenancy/types.js';
 import { HealthRegistry } from '../http/health.js';
 import type { ApiMetrics } from '../observability/metrics.js';
+import { VERSION } from '../version.js';
 import { startEmbedded, type EmbeddedServices } from './embedded.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 /** Everything `kgents serve` wires up before building the app, and how to take it down again. */
 export interface Services {
@@ -32,6 +34,8 @@ export interface Services {
   readonly billing: NatsBillingBackend | undefined;
   readonly health: HealthRegistry;
   readonly embedded: EmbeddedServices;
+  /** OpenTelemetry tracing; undefined when OTEL_EXPORTER_OTLP_ENDPOINT is unset. */
+  readonly tracing: Tracing | undefined;
   /** Which backend each dependency runs on, for the start-up banner. */
   readonly summary: Readonly<Record<string, string>>;
   close(): Promise<void>;
@@ -64,6 +68,10 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
   };
 
   try {
+    // Closed next to last: spans of the whole shutdown are flushed (with a deadline) before exit.
+    const tracing = startTracing(config, metrics.registry, log, VERSION);
+    if (tracing) opened.push(() => tracing.shutdown());
+
     let nats: NatsConnection | undefined;
     if (natsUrls.length > 0) {
       nats = await connectWithRetry(natsUrls, config, log);
@@ -175,7 +183,7 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     if (!nats) metrics.dependencyUp.set({ component: 'nats' }, 0);
 
     return {
-      keys, limits, nats, health, embedded, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus, billing,
+      keys, limits, nats, health, embedded, tracing, meter: meter.meter, usage: nats ? new StreamUsageQuery(nats) : undefined, bus, billing,
       summary: {
         nats: nats ? `jetstream (${natsUrls.map(redactUrl).join(', ')})` : 'none: fallbacks',
         redis: limits.status().mode === 'redis' ? 'redis' : `memory (${limits.status().status})`,

@@ -25,7 +25,7 @@ export async function startApi(env: Partial<Record<ConfigVarName, string>>, name
   const app = buildApp(config, {
     keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter,
     bus: services.bus, ...(services.billing && { billing: services.billing }), ...(services.usage && { usage: services.usage }),
-    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs,
+    health: services.health, lifecycle: new Lifecycle(), metrics, logDestination: logs, ...(services.tracing && { tracer: services.tracing.tracer }),
   });
   await app.ready();
   return {

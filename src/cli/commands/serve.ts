@@ -21,7 +21,7 @@ export const serveCommand: Command = {
     const services = await startServices(config, bootLog, metrics);
     const app = buildApp(config, {
       keys: services.keys, limits: services.limits.limits, idempotency: services.limits.idempotency, meter: services.meter, bus: services.bus, ...(services.billing && { billing: services.billing }), ...(services.usage && { usage: services.usage }),
-      health: services.health, lifecycle, metrics,
+      health: services.health, lifecycle, metrics, ...(services.tracing && { tracer: services.tracing.tracer }),
     });
 
     let stopping = false;

@@ -5,6 +5,7 @@ import { MeteringUnavailableError, type UsageMeter } from '../../domain/metering
 import { usageEvent, usageEventId } from '../../domain/metering/usage-event.js';
 import { ApiError } from '../../errors/api-error.js';
 import type { ApiMetrics } from '../../observability/metrics.js';
+import { inChildSpan } from '../../observability/tracing.js';
 
 export interface AgenteseRouteDeps {
   readonly limits: LimitStore;
@@ -80,7 +81,12 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       });
       try {
         // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
-        await deps.meter.record(event);
+        const meter = deps.meter;
+        await inChildSpan(request.span, 'usage.record', 'producer', request.span && { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
+          const outcome = await meter.record(event);
+          // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
+          span?.setAttribute('kgents.usage.outcome', outcome);
+        });
       } catch (err) {
         if (err instanceof MeteringUnavailableError) {
           throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });
@@ -88,7 +94,8 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
         throw err;
       }
     }
-    await deps.limits.addTokens(request.quotaKey, out.tokens_used);
+    const quotaKey = request.quotaKey;
+    await inChildSpan(request.span, 'limits.addTokens', 'client', request.span && { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(quotaKey, out.tokens_used));
     deps.metrics.countTokens(principal.tier, out.tokens_used);
     return out;
   });
