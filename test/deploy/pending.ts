@@ -14,7 +14,6 @@ export interface Pending {
 }
 
 const EXPORTER = 'the exporter registers these only while it runs (OPENMETER_URL set, NATS up); the API these tests start has neither';
-const TRACING = 'OpenTelemetry tracing of the API (announced with the metering work; not started)';
 const BACKUP = 'backup issue: `kgents backup` command (in progress)';
 
 /** Metrics queried by alerts or dashboards that the running API's /metrics does not expose yet. */
@@ -26,9 +25,7 @@ export const PENDING_API_METRICS: readonly Pending[] = [
 ];
 
 /** Environment variables set in the manifests that src/config/schema.ts does not define yet. */
-export const PENDING_ENV_VARS: readonly Pending[] = [
-  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', issue: TRACING, why: 'the OTel collector in kgents-observability' },
-];
+export const PENDING_ENV_VARS: readonly Pending[] = [];
 
 /** Public gateway routes whose API handler does not exist yet (the route answers 404 until then). */
 export const PENDING_ROUTES: readonly Pending[] = [];
