@@ -32,8 +32,8 @@ Requests
                       (GET /health/saas), resolve (GET /v1/agentese/resolve), invoke (POST
                       /v1/agentese/invoke), or a path such as /health for a plain GET
   --key KEY           API key for resolve/invoke (repeat or comma-separate to rotate several)
-  --create-keys       create a tenant and keys for the run in the configured key store (NATS_URLS),
-                      revoked afterwards; --keys N how many (default: one per 50 authenticated
+  --create-keys       create a tenant and keys for the run in the configured key store (NATS_URLS;
+                      without it and --target, the local stack's NATS), revoked afterwards; --keys N how many (default: one per 50 authenticated
                       requests/s, or 8 per VU), --tier T their tier (default enterprise, whose rate
                       limit of 6000/min per key stays out of the way)
 
