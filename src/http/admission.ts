@@ -6,9 +6,20 @@ import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
 import { inChildSpan } from '../observability/tracing.js';
 
+/** The current UTC month as yyyy-mm, recomputed only when a month boundary is crossed (toISOString per request showed in the profile). */
+let month = { from: 0, to: -1, label: '' };
+
+function monthOf(ms: number): string {
+  if (ms < month.from || ms >= month.to) {
+    const d = new Date(ms);
+    month = { from: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), to: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1), label: d.toISOString().slice(0, 7) };
+  }
+  return month.label;
+}
+
 /** Monthly quota windows are calendar months in UTC. */
 export function quotaKeyFor(tenant: string, now: Date): string {
-  return `${tenant}:${now.toISOString().slice(0, 7)}`;
+  return `${tenant}:${monthOf(now.getTime())}`;
 }
 
 function secondsToNextMonth(now: Date): number {

@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** kg_<8-char prefix>_<43-char base64url secret (32 random bytes)>. */
@@ -19,9 +20,14 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+type OneShotHash = (algorithm: string, data: string, encoding: 'buffer') => Buffer;
+/** crypto.hash (Node >= 20.12): a one-shot digest without a Hash object, several times cheaper per key. */
+const oneShot = (crypto as { hash?: OneShotHash }).hash;
+const sha256 = oneShot ? (data: string): Buffer => oneShot('sha256', data, 'buffer') : (data: string): Buffer => createHash('sha256').update(data).digest();
+
 /** Constant-time comparison of a presented key with a stored hash. */
 export function keyMatchesHash(key: string, storedHashHex: string): boolean {
-  const presented = createHash('sha256').update(key).digest();
+  const presented = sha256(key);
   const stored = Buffer.from(storedHashHex, 'hex');
   return stored.length === presented.length && timingSafeEqual(presented, stored);
 }
