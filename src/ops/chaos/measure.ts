@@ -10,6 +10,8 @@ export interface Observations {
   /** Marks with absolute times. */
   readonly marks: readonly Mark[];
   readonly injectedAt: number;
+  /** When `inject` returned: the fault took effect somewhere between injectedAt and this. */
+  readonly injectReturnedAt?: number;
   readonly healedAt: number | null;
   /** When the scenario's `recovered` and "every health endpoint ok" first held together (and kept holding); null: never. */
   readonly recoveredAt: number | null;
@@ -138,7 +140,7 @@ export function measure(o: Observations): Measurement {
     requests: {
       total: o.records.length, ok: o.records.length - failures.length, failed: failures.length,
       failed_during_fault: failures.filter(inFault).length, seconds_without_success: withoutSuccess,
-      in_flight_at_fault: o.records.filter((r) => r.start <= t0 && r.end >= t0).length,
+      in_flight_at_fault: o.records.filter((r) => r.start <= Math.max(t0, o.injectReturnedAt ?? t0) && r.end >= t0).length,
       by_outcome: byOutcome, by_backend: byBackend,
       latency: latencySummary(o.records), latency_during_fault: latencySummary(o.records.filter(inFault)),
     },

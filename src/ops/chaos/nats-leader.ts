@@ -66,19 +66,23 @@ export async function readJsz(monitorUrl: string): Promise<JszView | undefined> 
 }
 
 /**
- * Asks the nodes in turn (skipping `exclude`, e.g. a killed one) until one names a stream leader
- * (or the meta leader); returns its view and the server names of the nodes that answered.
+ * Asks every node (skipping `exclude`, e.g. a killed one) and returns the stream leader's own view
+ * when it answered: only the leader knows whether each follower is current (a follower reports its
+ * peers as not current). Otherwise the first view naming a leader, else any view. Also returns the
+ * server names of the nodes that answered, mapped to their ids.
  */
 export async function clusterView(nodes: readonly MonitorNode[], exclude: readonly string[] = []): Promise<{ view: JszView | undefined; names: Map<string, string> }> {
   const names = new Map<string, string>();
-  let view: JszView | undefined;
-  for (const node of nodes) {
-    if (exclude.includes(node.id)) continue;
-    const name = await serverName(node.monitorUrl);
+  const views: JszView[] = [];
+  await Promise.all(nodes.filter((n) => !exclude.includes(n.id)).map(async (node) => {
+    const [name, v] = await Promise.all([serverName(node.monitorUrl), readJsz(node.monitorUrl)]);
     if (name !== undefined) names.set(name, node.id);
-    if (view?.streamLeader) continue;
-    const v = await readJsz(node.monitorUrl);
-    if (v && (v.streamLeader !== null || view === undefined)) view = { ...v, ...(name !== undefined && { server: name }) };
-  }
-  return { view, names };
+    if (v) views.push({ ...v, ...(name !== undefined && { server: name }) });
+  }));
+  return { view: pickView(views), names };
+}
+
+/** The leader's own view if present, else one that names a leader, else any. */
+export function pickView(views: readonly JszView[]): JszView | undefined {
+  return views.find((v) => v.streamLeader !== null && v.server === v.streamLeader) ?? views.find((v) => v.streamLeader !== null) ?? views[0];
 }

@@ -130,6 +130,7 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
   const load = new ChaosLoad({ url: target.url, keys: options.keys, rate: options.rate, concurrency: options.concurrency, idPrefix: prefix, idempotencyKeys: options.idempotencyKeys === true });
   let fault: Fault | undefined;
   let injectedAt = 0;
+  let injectReturnedAt = 0;
   let healedAt: number | null = null;
   let healed = !scenario.heal;
   let recoveredAt: number | null = null;
@@ -144,6 +145,7 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
     const before = Date.now();
     fault = await scenario.inject(ctx);
     injectedAt = fault.at ?? before;
+    injectReturnedAt = Date.now();
     log(`${scenario.name}: fault injected: ${fault.description}`);
     if (scenario.heal) {
       await abortableSleep(Math.max(0, injectedAt + faultMs - Date.now()), signal);
@@ -157,7 +159,9 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
     let streakStart: number | null = null;
     while (!signal.aborted && Date.now() - from < recoveryTimeoutMs) {
       const now = Date.now();
-      const ok = monitor.allOk() && await scenario.recovered(ctx, fault).catch(() => false);
+      // Always ask the scenario (it marks what it observes on the way), then require health too.
+      const own = await scenario.recovered(ctx, fault).catch(() => false);
+      const ok = own && monitor.allOk();
       if (!ok) streakStart = null;
       else {
         streakStart ??= now;
@@ -191,7 +195,7 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
       ...(options.tenant !== undefined && { tenant: options.tenant }), since: startedAt, prefix, settleMs: options.settleMs ?? 90_000, ...(options.signal && { signal: options.signal }),
     });
   }
-  const figures = fault && audit ? measure({ records: load.records, samples: monitor.samples, marks, injectedAt, healedAt, recoveredAt, audit, slowMs }) : null;
+  const figures = fault && audit ? measure({ records: load.records, samples: monitor.samples, marks, injectedAt, injectReturnedAt, healedAt, recoveredAt, audit, slowMs }) : null;
   const checks = figures ? scenario.judge(figures) : [];
   const verdict = error !== undefined ? (checks.some((c) => c.verdict === 'FAIL') ? 'FAIL' : 'INCOMPLETE') : overallVerdict(checks);
   return {

@@ -140,7 +140,7 @@ export interface ScenarioFigures {
     readonly failed: number;
     /** Failed requests between the injection and recovery. */
     readonly failed_during_fault: number;
-    /** Requests in flight at the moment of the fault (what a killed process could take with it). */
+    /** Requests in flight while the fault was being injected (what a killed process could take with it). */
     readonly in_flight_at_fault: number;
     /** 1-second buckets between the injection and recovery with no 2xx answer at all. */
     readonly seconds_without_success: number;

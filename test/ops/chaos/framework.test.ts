@@ -8,7 +8,7 @@ import { buildChaosPlan } from '../../../src/ops/chaos/execute.js';
 import type { RequestRecord } from '../../../src/ops/chaos/load.js';
 import { measure } from '../../../src/ops/chaos/measure.js';
 import { parseHealth, type HealthSample } from '../../../src/ops/chaos/monitor.js';
-import { parseJsz } from '../../../src/ops/chaos/nats-leader.js';
+import { parseJsz, pickView } from '../../../src/ops/chaos/nats-leader.js';
 import { SCENARIOS } from '../../../src/ops/chaos/registry.js';
 import { runScenario } from '../../../src/ops/chaos/runner.js';
 import type { ChaosContext, ChaosTarget } from '../../../src/ops/chaos/scenario.js';
@@ -93,6 +93,14 @@ describe('chaos parsing', () => {
     assert.equal(parseJsz(JSON.stringify({ meta_cluster: { leader: '' } })).streamLeader, null);
   });
 
+  test('the cluster view is the stream leader\'s own: followers report their peers as not current', () => {
+    const follower = { server: 'n1', metaLeader: 'n2', streamLeader: 'n2', replicas: [{ name: 'n2', current: true }, { name: 'n3', current: false }], lastSeq: 5 };
+    const leader = { server: 'n2', metaLeader: 'n2', streamLeader: 'n2', replicas: [{ name: 'n1', current: true }, { name: 'n3', current: true }], lastSeq: 5 };
+    assert.equal(pickView([follower, leader]), leader);
+    assert.equal(pickView([follower]), follower);
+    assert.equal(pickView([]), undefined);
+  });
+
   test('health samples: ok only for 200 with status ok; circuit, queue depth and Redis mode are kept', () => {
     const ok = parseHealth('u', 1, 200, JSON.stringify({ status: 'ok', components: { nats: { circuit: 'closed', fallback_queue_depth: 0 }, redis: { mode: 'redis' } } }));
     assert.deepEqual(ok, { at: 1, endpoint: 'u', ok: true, status: 'ok', circuit: 'closed', queue_depth: 0, redis_mode: 'redis' });
@@ -173,9 +181,11 @@ esac
     assert.equal(fault.details?.leader, 'nats-1');
     const c = calls();
     assert.equal(c[0], '--context staging get pods -n kgents-agents -l app.kubernetes.io/name=nats -o jsonpath={.items[*].metadata.name}');
-    assert.equal(c[1], '--context staging exec -n kgents-agents nats-0 -c nats -- wget -q -O - http://127.0.0.1:8222/jsz?streams=true');
-    assert.equal(c[2], '--context staging get pod nats-1 -n kgents-agents -o jsonpath={.metadata.uid}');
-    assert.equal(c[3], '--context staging delete pod nats-1 -n kgents-agents --grace-period=0 --force --wait=false');
+    for (const [i, pod] of ['nats-0', 'nats-1', 'nats-2'].entries()) {
+      assert.equal(c[1 + i], `--context staging exec -n kgents-agents ${pod} -c nats -- wget -q -O - http://127.0.0.1:8222/jsz?streams=true`);
+    }
+    assert.equal(c[4], '--context staging get pod nats-1 -n kgents-agents -o jsonpath={.metadata.uid}');
+    assert.equal(c[5], '--context staging delete pod nats-1 -n kgents-agents --grace-period=0 --force --wait=false');
     // the same pod name with the same uid is not a replacement yet
     assert.equal(await natsKill.recovered(ctx, fault), false);
   });

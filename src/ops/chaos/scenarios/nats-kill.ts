@@ -1,6 +1,6 @@
 import { httpGet } from '../../load/target.js';
 import { eventChecks, recoveryCheck } from '../measure.js';
-import { clusterView, parseJsz, type JszView, type MonitorNode } from '../nats-leader.js';
+import { clusterView, parseJsz, pickView, type JszView, type MonitorNode } from '../nats-leader.js';
 import { ScenarioUnsupportedError, type ChaosContext, type Fault, type Scenario, type SlaCheck, type ScenarioFigures } from '../scenario.js';
 
 const PUBLISH_RESUMED_MS = 60_000;
@@ -21,16 +21,15 @@ async function view(ctx: ChaosContext, exclude: readonly string[]): Promise<{ vi
   if (t.kind === 'k8s') {
     const pods = (await t.kubectl.natsPods()).sort();
     const names = new Map(pods.map((p) => [p, p]));
-    let found: JszView | undefined;
+    const views: JszView[] = [];
     for (const pod of pods.filter((p) => !exclude.includes(p))) {
       try {
-        const v = parseJsz(await t.kubectl.natsMonitor(pod, '/jsz?streams=true'));
-        if (v.streamLeader !== null || found === undefined) found = { ...v, server: pod };
-        if (v.streamLeader !== null) break;
+        views.push({ ...parseJsz(await t.kubectl.natsMonitor(pod, '/jsz?streams=true')), server: pod });
       } catch {
         // that pod is not answering (yet): ask the next
       }
     }
+    const found = pickView(views);
     return { view: found, names };
   }
   throw new ScenarioUnsupportedError('nats-kill', t.kind);
@@ -60,6 +59,7 @@ function natsKillScenario(which: Which): Scenario {
   const name = which === 'stream' ? 'nats-kill' : 'nats-kill-meta';
   const resumed = new WeakMap<Fault, boolean>();
   const elected = new WeakMap<Fault, boolean>();
+  const metaElected = new WeakMap<Fault, boolean>();
   return {
     name,
     summary: which === 'stream' ? 'kill -9 the USAGE stream leader of the NATS cluster under load' : 'kill -9 the JetStream meta leader of the NATS cluster under load',
@@ -97,6 +97,10 @@ function natsKillScenario(which: Which): Scenario {
       if (!elected.get(fault) && v?.streamLeader && v.streamLeader !== killedServer) {
         elected.set(fault, true);
         ctx.mark('stream_leader', `USAGE led by ${v.streamLeader}`);
+      }
+      if (which === 'meta' && !metaElected.get(fault) && v?.metaLeader && v.metaLeader !== killedServer) {
+        metaElected.set(fault, true);
+        ctx.mark('meta_leader', `meta leader ${v.metaLeader}`);
       }
       // Publishing resumed: a stream leader other than a dead one, and the stream growing again.
       if (!resumed.get(fault) && v?.streamLeader && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0)
