@@ -8,7 +8,7 @@ import { CLI } from '../../harness/serve-process.js';
 import { tempDir } from '../../harness/servers.js';
 import { startServer, type TestServer } from '../load/servers.js';
 
-// Budget: about 25 s (four CLI runs of a few seconds each; no cluster, a fake kubectl).
+// Budget: about 40 s on a loaded 2-core machine (six CLI runs of a few seconds each; no cluster, a fake kubectl).
 
 /**
  * A stand-in kubectl: records its arguments (one JSON line per call) and plays a deployment whose
@@ -57,7 +57,7 @@ else if (rest[0] === 'rollout' && rest[1] === 'undo') {
   else if (mode === 'hang') {
     const timeout = Number((args.find((a) => a.startsWith('--timeout=')) || '--timeout=1s').slice(10, -1));
     say([[300, waiting + '0 of 2 updated replicas are available...'], [timeout * 1000, 'error: timed out waiting for the condition']], 1);
-  } else if (mode === 'bad-release') say([[300, waiting + '1 out of 2 new replicas have been updated...'], [20000, 'deployment "' + name + '" successfully rolled out']], 0);
+  } else if (mode === 'bad-release') say([[300, waiting + '1 out of 2 new replicas have been updated...'], [60000, 'deployment "' + name + '" successfully rolled out']], 0);
   else say([[300, waiting + '1 out of 2 new replicas have been updated...'], [500, waiting + '1 old replicas are pending termination...'], [500, 'deployment "' + name + '" successfully rolled out']], 0);
 } else { console.error('fake kubectl: unexpected ' + args.join(' ')); process.exit(2); }
 `;
@@ -168,10 +168,10 @@ describe('kgents rollout --k8s (a fake kubectl on PATH)', () => {
   });
 
   test('a release whose requests fail is undone as soon as failures pass the limit, without waiting for its status; exit 1', async () => {
-    const started = Date.now();
     const r = await rollout('bad-release', 'bad-release', ['--max-failed', '5']);
     assert.equal(r.code, 1, r.stderr);
-    assert.ok(Date.now() - started < 20_000, 'the 20 s status was cut short');
+    const status = r.report?.k8s?.commands.find((c) => c.args.includes('status'));
+    assert.ok(status && status.signal === 'SIGTERM' && status.took_s < 30, `the 60 s status was cut short: ${JSON.stringify(status)}`);
     assert.deepEqual(r.calls.map((c) => c.slice(2, 4).join(' ')), ['get deployment/kgents-api', 'rollout restart', 'rollout status', 'get deployment/kgents-api', 'rollout undo', 'rollout status', 'get deployment/kgents-api']);
     const report = r.report;
     assert.equal(report?.k8s?.outcome, 'failed-requests');
