@@ -8,7 +8,11 @@
  *   --connections N   concurrent connections, no pipelining (BENCH_CONNECTIONS, default 64)
  *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
  *   --warmup S        warm-up seconds per target before round 1 (default 3)
- *   --targets LIST    comma-separated subset of: bare,health,health-saas,resolve,invoke
+ *   --targets LIST    comma-separated subset of: bare,health,health-saas,resolve,invoke,invoke-nometer
+ *                     (invoke-nometer: the same API process setup without a usage meter, to show what
+ *                     durable metering costs)
+ *   --drain-events N  fallback queue rows: append N usage events, then drain them into JetStream through
+ *                     the meter's drainer (BENCH_DRAIN_EVENTS, default 20000; 0 skips the queue rows)
  *   --quick           smoke run: 2 s runs, 1 round, 1 s warm-up
  *   --wrk             also measure the bare server with wrk (-t1) to check the generator is not the ceiling
  *   --profile         run the servers under --cpu-prof and print where their CPU time goes per request
@@ -28,7 +32,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { formatAreaComparison, formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { startCpuWatch, waitForQuiet } from './lib/cpu.js';
+import { benchDrain, type DrainFigures } from './lib/drain.js';
 import { killLoadGenerators, runLoad } from './lib/load.js';
+import { benchFallbackQueue, formatFallbackQueueResults, type FallbackQueueBenchResults } from './fallback-queue.js';
 import type { LoadJob, LoadSummary } from './lib/load-types.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
 import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
@@ -36,13 +42,13 @@ import { median, round as roundTo } from './lib/stats.js';
 
 const execFileP = promisify(execFile);
 
-const TARGET_NAMES = ['bare', 'health', 'health-saas', 'resolve', 'invoke'] as const;
+const TARGET_NAMES = ['bare', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-nometer'] as const;
 type TargetName = (typeof TARGET_NAMES)[number];
 
 interface Target {
   readonly name: TargetName;
   readonly description: string;
-  readonly server: 'api' | 'bare';
+  readonly server: 'api' | 'api-nometer' | 'bare';
   /** Throughput goal as a fraction of bare Fastify's, in the same run. */
   readonly goal?: number;
   job(stack: Stack): Omit<LoadJob, 'connections' | 'durationS' | 'timeoutS'>;
@@ -78,6 +84,11 @@ const TARGETS: readonly Target[] = [
     job: (s) => ({ url: `${s.apiUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
     check: (status, body) => status === 200 && body.includes('tokens_used'),
   },
+  {
+    name: 'invoke-nometer', description: 'POST /v1/agentese/invoke on the same API without a usage meter (bench/api-without-metering.ts): auth, rate limit, quota, tokens, no usage event', server: 'api-nometer',
+    job: (s) => ({ url: `${s.apiNoMeterUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
+    check: (status, body) => status === 200 && body.includes('tokens_used'),
+  },
 ];
 
 interface Options {
@@ -93,6 +104,7 @@ interface Options {
   quick: boolean;
   retries: number;
   quietWaitS: number;
+  drainEvents: number;
 }
 
 function positiveInt(raw: string | undefined, name: string, fallback: number): number {
@@ -118,12 +130,14 @@ function parseOptions(argv: readonly string[]): Options {
       keep: { type: 'boolean', default: false },
       retries: { type: 'string' },
       'quiet-wait': { type: 'string' },
+      'drain-events': { type: 'string' },
     },
   });
   const env = process.env;
   const quick = values.quick === true;
   const profile = values.profile === true;
-  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,health,health-saas,resolve,invoke');
+  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,health,health-saas,resolve,invoke,invoke-nometer');
+  const drainRaw = values['drain-events'] ?? env.BENCH_DRAIN_EVENTS;
   const targets = targetList.split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of targets) {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}"; choose from ${TARGET_NAMES.join(', ')}`);
@@ -142,6 +156,7 @@ function parseOptions(argv: readonly string[]): Options {
     quick,
     quietWaitS: (values['quiet-wait'] ?? env.BENCH_QUIET_WAIT) === '0' ? 0 : positiveInt(values['quiet-wait'] ?? env.BENCH_QUIET_WAIT, 'quiet-wait', quick ? 0 : 30),
     retries: (values.retries ?? env.BENCH_RETRIES) === '0' ? 0 : positiveInt(values.retries ?? env.BENCH_RETRIES, 'retries', quick || profile ? 0 : 2),
+    drainEvents: drainRaw === '0' || profile ? 0 : positiveInt(drainRaw, 'drain-events', quick ? 5000 : 20_000),
   };
 }
 
@@ -287,6 +302,8 @@ async function main(): Promise<number> {
   const servedInWindow = new Map<TargetName, number>();
   const records: RunRecord[] = [];
   let wrk: WrkResult | undefined;
+  let drain: DrainFigures | undefined;
+  let queueLocal: FallbackQueueBenchResults | undefined;
   const profileSummaries: ProfileSummary[] = [];
   try {
     log(`\nstarting nats-server, redis-server, the API and the bare server in ${dir} ...`);
@@ -299,7 +316,7 @@ async function main(): Promise<number> {
     });
     const pidsFor = (target: Target): Record<string, number | undefined> => (target.server === 'bare'
       ? { server: s.pids.bare }
-      : { server: s.pids.api, redis: s.pids.redis, nats: s.pids.nats });
+      : { server: target.server === 'api' ? s.pids.api : s.pids.apiNoMeter, redis: s.pids.redis, nats: s.pids.nats });
 
     if (opts.warmupS > 0) {
       for (const target of selected) {
@@ -339,7 +356,7 @@ async function main(): Promise<number> {
           const noisy = (cpu.other ?? 0) > NOISY_OTHER_CPU_PCT;
           log(`round ${round}/${opts.rounds}  ${target.name.padEnd(11)} ${fmtInt(summary.rps).padStart(7)} req/s  p50 ${fmtMs(summary.latency.p50)} ms  p99 ${fmtMs(summary.latency.p99)} ms  cpu: server ${fmtPct(cpu.server)}, generator ${fmtPct(cpu.generator)}${cpu.redis !== undefined ? `, redis ${fmtPct(cpu.redis)}, nats ${fmtPct(cpu.nats)}` : ''}, other ${fmtPct(cpu.other)}${noisy ? (attempt < opts.retries ? '  NOISY: again' : '  NOISY') : ''}`);
           problems.push(...runProblems(`round ${round} ${target.name}`, summary));
-          if (target.server === 'api') problems.push(...(await s.dependencyCheck()).map((p) => `after round ${round} ${target.name}: ${p}`));
+          if (target.server !== 'bare') problems.push(...(await s.dependencyCheck()).map((p) => `after round ${round} ${target.name}: ${p}`));
           if (!best || (cpu.other ?? 0) < (best.cpu.other ?? 0)) best = record;
           if (!noisy) break;
         }
@@ -362,9 +379,25 @@ async function main(): Promise<number> {
       }
     }
 
+    if (opts.drainEvents > 0) {
+      await sleep(500);
+      if (opts.quietWaitS > 0) await waitForQuiet(opts.quietWaitS, NOISY_OTHER_CPU_PCT, sleep);
+      try {
+        drain = await benchDrain(s.natsUrl, dir, opts.drainEvents);
+        log(`fallback queue end to end: ${fmtInt(drain.events)} events appended at ${fmtInt(drain.appendPerSec)}/s, drained into JetStream at ${fmtInt(drain.drainPerSec)}/s (${drain.drainMs} ms)`);
+      } catch (err) {
+        problems.push(`fallback queue drain: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      try {
+        queueLocal = await benchFallbackQueue({ dir, durationMs: opts.quick ? 500 : 1000, runs: opts.quick ? 1 : 3, drainRecords: opts.drainEvents });
+      } catch (err) {
+        problems.push(`fallback queue micro-benchmark: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+
     if (profileDir) {
       await s.stopServers();
-      for (const server of ['bare', 'api'] as const) {
+      for (const server of ['bare', 'api', 'api-nometer'] as const) {
         const served = selected.filter((t) => t.server === server).map((t) => t.name);
         if (served.length === 0) continue;
         const file = cpuProfiles(join(profileDir, server))[0];
@@ -375,7 +408,7 @@ async function main(): Promise<number> {
         const requests = served.reduce((n, t) => n + (servedInWindow.get(t) ?? 0), 0);
         profileSummaries.push(summariseCpuProfile(file, {
           fromUs: measuredFromUs, toUs: measuredToUs, requests,
-          label: `${server === 'api' ? 'the API' : 'bare Fastify'} serving ${served.join(', ')}`,
+          label: `${server === 'api' ? 'the API' : server === 'bare' ? 'bare Fastify' : 'the API without metering'} serving ${served.join(', ')}`,
         }));
       }
     }
@@ -415,10 +448,22 @@ async function main(): Promise<number> {
     log('\nCPU (medians; % of one core while the target was under load):\n');
     log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
     log('\nx bare: median req/s over bare Fastify\'s median req/s (same run). server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
+    const metered = results.find((r) => r.target === 'invoke');
+    const unmetered = results.find((r) => r.target === 'invoke-nometer');
+    if (metered && unmetered) {
+      log(`\nMetering: invoke with durable metering ${fmtInt(metered.rps)} req/s vs without a meter ${fmtInt(unmetered.rps)} req/s `
+        + `(${(metered.rps / unmetered.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${unmetered.serverUsPerReq ?? '?'} µs/req, `
+        + `redis+nats ${metered.depsUsPerReq ?? '?'} vs ${unmetered.depsUsPerReq ?? '?'} µs/req).`);
+    }
     if (wrk) {
       const bare = results.find((r) => r.target === 'bare');
       log(`\nGenerator check: wrk -t1 on bare ${fmtInt(wrk.rps)} req/s vs autocannon ${bare ? fmtInt(bare.rps) : '?'} req/s (median).`);
     }
+  }
+  if (drain || queueLocal) {
+    log('\nFallback queue (usage events while NATS is unreachable):\n');
+    if (drain) log(`  end to end: ${fmtInt(drain.events)} events appended by 64 concurrent writers at ${fmtInt(drain.appendPerSec)} events/s (fsynced, group commit); drained into JetStream by the meter's drainer at ${fmtInt(drain.drainPerSec)} events/s, every event acknowledged (${drain.drainMs} ms)`);
+    if (queueLocal) log(`\n${formatFallbackQueueResults(queueLocal).split('\n').map((l) => `  ${l}`).join('\n')}`);
   }
   for (const summary of profileSummaries) log(`\n${formatProfileSummary(summary)}`);
   const [bareProfile, apiProfile] = profileSummaries;
@@ -430,11 +475,13 @@ async function main(): Promise<number> {
   const report = {
     machine,
     revision,
-    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile },
+    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, drainEvents: opts.drainEvents },
     notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
     results,
     runs: records,
     ...(wrk && { wrk: { rps: wrk.rps, p50Ms: wrk.p50Ms, p99Ms: wrk.p99Ms } }),
+    ...(drain && { fallbackQueueDrain: drain }),
+    ...(queueLocal && { fallbackQueue: queueLocal }),
     ...(profileSummaries.length > 0 && { profiles: profileSummaries }),
     problems,
     noise,

@@ -14,6 +14,7 @@ const execFileP = promisify(execFile);
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const BARE = join(ROOT, 'dist', 'bench', 'bare-server.js');
+const NO_METER = join(ROOT, 'dist', 'bench', 'api-without-metering.js');
 
 /** Limits high enough that the bench never sees a 429 or a 402, while still running the checks. */
 export const BENCH_RATE_LIMITS = 'free=60,pro=600,enterprise=100000000';
@@ -27,9 +28,12 @@ export interface StackOptions {
 
 export interface Stack {
   readonly apiUrl: string;
+  /** The same API without a usage meter (bench/api-without-metering.ts): what metering costs. */
+  readonly apiNoMeterUrl: string;
+  readonly natsUrl: string;
   readonly bareUrl: string;
   readonly apiKey: string;
-  readonly pids: Readonly<Record<'api' | 'bare' | 'nats' | 'redis', number | undefined>>;
+  readonly pids: Readonly<Record<'api' | 'apiNoMeter' | 'bare' | 'nats' | 'redis', number | undefined>>;
   /** Whether the API still uses real Redis and NATS (no fallback to memory) and its processes live. */
   dependencyCheck(): Promise<string[]>;
   /** Stops the API and the bare server (SIGTERM: profiled processes write their .cpuprofile on exit). */
@@ -126,6 +130,22 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await waitUntil('kgents API /ready', () => httpOk(`${apiUrl}/ready`), 30_000, api);
 
+    // Its own DATA_DIR: the fallback queue directory is locked by the process that opened it.
+    const noMeterDir = join(options.dir, 'api-nometer');
+    mkdirSync(noMeterDir, { recursive: true });
+    const noMeterPort = await freePort();
+    const noMeter = new ManagedProcess({
+      name: 'api-nometer',
+      command: process.execPath,
+      args: [...profileArgs('api-nometer'), NO_METER],
+      env: { ...baseEnv, DATA_DIR: noMeterDir, PORT: String(noMeterPort), HOST: '127.0.0.1', INSTANCE_ID: 'bench-nometer' },
+      logFile: join(options.dir, 'api-nometer.log'),
+    });
+    noMeter.start();
+    procs.push(() => noMeter.stop(10_000));
+    const apiNoMeterUrl = `http://127.0.0.1:${noMeterPort}`;
+    await waitUntil('bench API without metering /ready', () => httpOk(`${apiNoMeterUrl}/ready`), 30_000, noMeter);
+
     const barePort = await freePort();
     const bare = new ManagedProcess({
       name: 'bare',
@@ -139,13 +159,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const bareUrl = `http://127.0.0.1:${barePort}`;
     await waitUntil('bare Fastify server', () => httpOk(`${bareUrl}/`), 15_000, bare);
 
-    const pids = { api: api.pid, bare: bare.pid, nats: nats.pid, redis: await redisPid(redis.port) };
+    const pids = { api: api.pid, apiNoMeter: noMeter.pid, bare: bare.pid, nats: nats.pid, redis: await redisPid(redis.port) };
 
     return {
-      apiUrl, bareUrl, apiKey, pids,
+      apiUrl, apiNoMeterUrl, natsUrl: nats.url, bareUrl, apiKey, pids,
       async dependencyCheck() {
         const problems: string[] = [];
-        for (const [name, running] of [['api', api.running], ['bare', bare.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
+        for (const [name, running] of [['api', api.running], ['api-nometer', noMeter.running], ['bare', bare.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
           if (!running) problems.push(`${name} is not running`);
         }
         if (!api.running) return problems;
@@ -162,7 +182,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         return problems;
       },
       async stopServers() {
-        await Promise.all([api.stop(10_000), bare.stop()]);
+        await Promise.all([api.stop(10_000), noMeter.stop(10_000), bare.stop()]);
       },
       stop: stopAll,
     };
