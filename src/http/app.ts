@@ -21,6 +21,7 @@ import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './id
 import { Lifecycle } from './lifecycle.js';
 import type { PressureSource } from '../adapters/local/pressure-monitor.js';
 import { installLoadShedding } from './shed-guard.js';
+import { installTestRetention } from './test-retention.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -119,6 +120,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     done();
   });
   const shedder = config.LOAD_SHEDDING === 'on' ? installLoadShedding(app, config, { metrics, health, ...(deps.pressure && { source: deps.pressure }) }) : undefined;
+  if (config.TEST_RETAIN_BYTES_PER_REQUEST > 0) installTestRetention(app, config.TEST_RETAIN_BYTES_PER_REQUEST, config.TEST_RETAIN_MS);
 
   const idem: IdempotencyOptions = { store: deps.idempotency, metrics, ttlS: config.IDEMPOTENCY_TTL_S };
 

@@ -3,6 +3,7 @@ import { ProcessPressureMonitor, type PressureSource } from '../adapters/local/p
 import type { Config } from '../config/load.js';
 import { registerLoadMetrics } from '../observability/load-metrics.js';
 import type { ApiMetrics } from '../observability/metrics.js';
+import { sendError } from './errors.js';
 import type { HealthRegistry } from './health.js';
 import { LoadShedder } from './load-shedding.js';
 
@@ -20,7 +21,7 @@ export function installLoadShedding(app: FastifyInstance, config: Config, deps: 
   });
   const read = () => {
     const s = shedder.state();
-    return { overloaded: s.reason !== undefined, eventLoopDelayMs: s.sample.eventLoopDelayMs, heapLiveBytes: s.sample.heapLiveBytes, heapLimitBytes: s.sample.heapLimitBytes, heapRatio: s.heapRatio, rssRatio: s.rssRatio };
+    return { overloaded: s.reason !== undefined, eventLoopDelayMs: s.sample.eventLoopDelayMs, heapLiveBytes: s.sample.heapLiveBytes, heapLimitBytes: s.sample.heapLimitBytes, heapRatio: s.heapRatio, heapUsedRatio: s.heapUsedRatio, rssRatio: s.rssRatio };
   };
   const { shed } = registerLoadMetrics(deps.metrics.registry, read);
   const counters = { event_loop: shed.labels({ reason: 'event_loop' }), heap: shed.labels({ reason: 'heap' }), memory: shed.labels({ reason: 'memory' }) };
@@ -29,7 +30,7 @@ export function installLoadShedding(app: FastifyInstance, config: Config, deps: 
     const fields = {
       component: 'load', reason: s.reason, event_loop_delay_ms: Math.round(s.sample.eventLoopDelayMs),
       heap_live_mb: Math.round(s.sample.heapLiveBytes / 1048576), heap_limit_mb: Math.round(s.sample.heapLimitBytes / 1048576),
-      heap_live_ratio: round2(s.heapRatio), rss_ratio: round2(s.rssRatio),
+      heap_live_ratio: round2(s.heapRatio), heap_used_ratio: round2(s.heapUsedRatio), rss_ratio: round2(s.rssRatio),
     };
     if (s.reason) app.log.warn(fields, 'overloaded: shedding new requests with 503 ERR_OVERLOADED');
     else app.log.info(fields, 'load back under the thresholds: admitting new requests');
@@ -38,17 +39,19 @@ export function installLoadShedding(app: FastifyInstance, config: Config, deps: 
     const s = shedder.state();
     return {
       status: s.reason ? 'degraded' : 'ok', shedding: s.reason !== undefined, ...(s.reason && { reason: s.reason }),
-      event_loop_delay_ms: Math.round(s.sample.eventLoopDelayMs), heap_live_ratio: round2(s.heapRatio),
+      event_loop_delay_ms: Math.round(s.sample.eventLoopDelayMs), heap_live_ratio: round2(s.heapRatio), heap_used_ratio: round2(s.heapUsedRatio),
       ...(s.sample.memoryLimitBytes > 0 && { rss_ratio: round2(s.rssRatio) }),
     };
   });
 
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const refusal = shedder.refusalFor(request.routeOptions.url);
     if (refusal) {
       const reason = shedder.reason;
       if (reason) counters[reason].inc();
-      done(refusal);
+      // Answered here rather than thrown: the error handler logs every 5xx with a stack, which is
+      // the last thing an overloaded process should spend its time on.
+      void sendError(request, reply, refusal);
       return;
     }
     done();

@@ -6,6 +6,7 @@ export interface LoadReading {
   readonly heapLiveBytes: number;
   readonly heapLimitBytes: number;
   readonly heapRatio: number;
+  readonly heapUsedRatio: number;
   readonly rssRatio: number;
 }
 
@@ -31,6 +32,7 @@ export function registerLoadMetrics(registry: Registry, read: () => LoadReading)
   gauge('kgents_heap_live_bytes', 'Old-generation heap still live after the last full GC.', (r) => r.heapLiveBytes);
   gauge('kgents_heap_limit_bytes', 'Largest old generation V8 grows to (--max-old-space-size) before the process dies of OOM.', (r) => r.heapLimitBytes);
   gauge('kgents_heap_live_ratio', 'kgents_heap_live_bytes / kgents_heap_limit_bytes; shedding starts at SHED_HEAP_RATIO.', (r) => r.heapRatio);
+  gauge('kgents_heap_used_ratio', 'Old-generation heap in use now (garbage included) / kgents_heap_limit_bytes; shedding also starts half way from SHED_HEAP_RATIO to 1.', (r) => r.heapUsedRatio);
   gauge('kgents_memory_limit_ratio', 'RSS / memory limit (MEMORY_LIMIT_BYTES or the container limit); 0 when there is no limit.', (r) => r.rssRatio);
   return {
     shed: new Counter({ name: 'kgents_load_shed_total', help: 'Requests refused with 503 ERR_OVERLOADED, by the signal that was over its threshold.', labelNames: ['reason'] as const, registers: [registry] }),
