@@ -52,7 +52,7 @@ async function restore(args: readonly string[]): Promise<number> {
         for (const s of report.streams) {
           out(`  ${s.name}: ${s.messages} messages, seq ${s.first_seq}..${s.last_seq}, consumers [${s.consumers.join(', ')}]${s.replaced ? ' (replaced)' : ''}${s.mismatches.length ? ` MISMATCH: ${s.mismatches.join('; ')}` : ''}`);
         }
-        out(`  ${(report.durationMs / 1000).toFixed(2)} s: ${rate(report.messages, report.durationMs)} messages/s, ${mb(report.bytes)} MB uploaded (${rate(report.bytes / 1e6, report.durationMs)} MB/s), checks included`);
+        out(`  ${(report.durationMs / 1000).toFixed(2)} s (read-back check included): ${rate(report.messages, report.durationMs)} messages/s, ${mb(report.bytes)} MB of stream data (${(report.bytes / 1e6 / Math.max(report.durationMs / 1000, 1e-3)).toFixed(2)} MB/s), ${mb(report.uploadedBytes)} MB uploaded`);
       }
       return report.ok ? BACKUP_EXIT.ok : BACKUP_EXIT.mismatch;
     } catch (err) {

@@ -53,6 +53,8 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
   let expectedConsumerSeq = 1;
   let inThisPull = 0;
   let pullDone = false;
+  let emptyPull = false;
+  let emptyPulls = 0;
   const pull = (): void => {
     inThisPull = 0;
     pullDone = false;
@@ -64,8 +66,9 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
       if (m.headers && m.data.length === 0 && m.headers.code >= 100) {
         const code = m.headers.code;
         if (code === 100) return;
-        // 404/408: nothing more arrived before the pull expired; 409: the pull hit its byte limit
-        if ((code === 404 || code === 408) && inThisPull === 0) finished = true;
+        // 404/408: the pull ended (expired, or nothing to send yet); 409: it hit its byte limit.
+        // An empty one is asked about below: a freshly restored stream can answer before it is ready.
+        if ((code === 404 || code === 408) && inThisPull === 0) emptyPull = true;
         else if (code === 404 || code === 408 || code === 409) pullDone = true;
         else failure = new Error(`reading ${stream}: the server ended the pull with ${code} ${m.headers.description}`);
         notify();
@@ -80,6 +83,7 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
       }
       expectedConsumerSeq++;
       inThisPull++;
+      emptyPulls = 0;
       if (inThisPull >= PULL_BATCH) pullDone = true;
       if (ack.seq > range.lastSeq) { finished = true; notify(); return; }
       queue.push({ seq: ack.seq, tsNanos: ack.tsNanos, subject: m.subject, headers: headerPairs(m), data: m.data });
@@ -110,11 +114,22 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
         pull();
         continue;
       }
+      if (emptyPull) {
+        emptyPull = false;
+        const info = await nc.request(`$JS.API.CONSUMER.INFO.${stream}.${consumerName}`, '', { timeout: 30_000 });
+        const ci = JSON.parse(new TextDecoder().decode(info.data)) as { num_pending?: number; error?: { description: string } };
+        if (ci.error) throw new Error(`reading ${stream}: ${ci.error.description}`);
+        if ((ci.num_pending ?? 0) === 0) return;
+        if (++emptyPulls * 5000 > idleMs) throw new Error(`reading ${stream}: ${ci.num_pending ?? 0} messages pending but none delivered for ${idleMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        pull();
+        continue;
+      }
       const timedOut = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(true), idleMs);
         wake = () => { clearTimeout(timer); resolve(false); };
       });
-      if (timedOut && queue.length === 0 && !failure && !finished && !pullDone) throw new Error(`reading ${stream}: no message for ${idleMs} ms`);
+      if (timedOut && queue.length === 0 && !failure && !finished && !pullDone && !emptyPull) throw new Error(`reading ${stream}: no message for ${idleMs} ms`);
     }
   } finally {
     sub.unsubscribe();

@@ -26,7 +26,9 @@ export interface StreamRestoreReport {
   readonly messages: number;
   readonly first_seq: number;
   readonly last_seq: number;
+  /** Message bytes, as the server counts them. */
   readonly bytes: number;
+  readonly uploadedBytes: number;
   readonly durationMs: number;
   readonly consumers: string[];
   /** Differences from the manifest found after the restore; empty when everything matches. */
@@ -38,8 +40,10 @@ export interface RestoreReport {
   readonly ok: boolean;
   readonly streams: StreamRestoreReport[];
   readonly messages: number;
-  /** Bytes uploaded or replayed (snapshot files, message logs). */
+  /** Message bytes restored, as the server counts them (the streams' state). */
   readonly bytes: number;
+  /** Bytes sent to the server (snapshot files, message logs). */
+  readonly uploadedBytes: number;
   readonly durationMs: number;
 }
 
@@ -116,6 +120,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreReport> {
     streams,
     messages: streams.reduce((n, s) => n + s.messages, 0),
     bytes: streams.reduce((n, s) => n + s.bytes, 0),
+    uploadedBytes: streams.reduce((n, s) => n + s.uploadedBytes, 0),
     durationMs: performance.now() - t0,
   };
 }
@@ -138,10 +143,9 @@ async function restoreStream(opts: RestoreOptions, jsm: JetStreamManager, entry:
     bytes = entry.files[LOG_FILE]?.bytes ?? 0;
   }
   const mismatches = await checkRestored(opts, jsm, entry);
-  const restoredBytes = bytes;
   return {
     name: entry.name, method: entry.method, messages: entry.messages, first_seq: entry.first_seq, last_seq: entry.last_seq,
-    bytes: restoredBytes, durationMs: performance.now() - t0, consumers: entry.consumers.map((c) => c.name), mismatches, replaced,
+    bytes: entry.state.bytes, uploadedBytes: bytes, durationMs: performance.now() - t0, consumers: entry.consumers.map((c) => c.name), mismatches, replaced,
   };
 }
 
@@ -167,8 +171,25 @@ async function checkRestored(opts: RestoreOptions, jsm: JetStreamManager, entry:
   if (st.last_seq !== entry.state.last_seq || (entry.messages > 0 && st.first_seq !== entry.state.first_seq)) {
     problems.push(`sequences ${st.first_seq}..${st.last_seq}, manifest says ${entry.state.first_seq}..${entry.state.last_seq}`);
   }
+  // Message for message against the archive's log, then the digest against the manifest.
   const digest = new MessageDigest();
-  for await (const r of readStream(opts.conn.nc, entry.name, { firstSeq: st.first_seq, lastSeq: st.last_seq })) digest.add(r);
+  const archived = readMessageLog(join(streamDir(opts.archive, entry.name), LOG_FILE))[Symbol.asyncIterator]();
+  let firstDifference: string | undefined;
+  try {
+    for await (const r of readStream(opts.conn.nc, entry.name, { firstSeq: st.first_seq, lastSeq: st.last_seq })) {
+      digest.add(r);
+      if (firstDifference) continue;
+      const a = await archived.next();
+      firstDifference = a.done ? `restored seq ${r.seq} is not in the archive` : recordDifference(a.value, r, entry.method === 'snapshot');
+    }
+    if (!firstDifference) {
+      const extra = await archived.next();
+      if (!extra.done) firstDifference = `archived seq ${extra.value.seq} is missing after the restore`;
+    }
+  } finally {
+    await archived.return?.(undefined);
+  }
+  if (firstDifference) problems.push(`first difference from the archive: ${firstDifference}`);
   const d = digest.result();
   // A message-level restore cannot keep the original receive times (the server stamps its own).
   if (entry.method === 'snapshot' ? d.digest !== entry.digest : d.content_digest !== entry.content_digest) {
@@ -186,6 +207,15 @@ async function checkRestored(opts: RestoreOptions, jsm: JetStreamManager, entry:
     if (problem) problems.push(`consumer ${c.name}: ${problem}`);
   }
   return problems;
+}
+
+function recordDifference(a: LogRecord, b: LogRecord, withTime: boolean): string | undefined {
+  if (a.seq !== b.seq) return `archived seq ${a.seq}, restored seq ${b.seq}`;
+  if (a.subject !== b.subject) return `seq ${a.seq}: subject ${a.subject} became ${b.subject}`;
+  if (JSON.stringify(a.headers) !== JSON.stringify(b.headers)) return `seq ${a.seq}: headers differ`;
+  if (!Buffer.from(a.data).equals(Buffer.from(b.data))) return `seq ${a.seq}: data differs`;
+  if (withTime && a.tsNanos !== b.tsNanos) return `seq ${a.seq}: timestamp ${a.tsNanos} became ${b.tsNanos}`;
+  return undefined;
 }
 
 function positionProblem(c: ConsumerEntry, ci: ConsumerInfo, method: StreamEntry['method']): string | undefined {
