@@ -32,6 +32,27 @@ const querySchema = {
   properties: { path: pathField, archetype: archetypeField, name: { type: 'string', maxLength: 128 } },
 } as const;
 
+// Response schemas let Fastify serialise with fast-json-stringify instead of JSON.stringify. Fields
+// in the order the domain builds them, and additionalProperties kept, so the bytes are the same.
+const resolveResponse = {
+  200: {
+    type: 'object',
+    additionalProperties: true,
+    properties: {
+      path: { type: 'string' }, handle: { type: 'string' }, context: { type: 'string' }, holon: { type: 'string' },
+      aspect: { type: ['string', 'null'] }, description: { type: 'string' }, generic: { type: 'boolean' },
+      affordances: { type: 'array', items: { type: 'string' } },
+    },
+  },
+} as const;
+const invokeResponse = {
+  200: {
+    type: 'object',
+    additionalProperties: true,
+    properties: { path: { type: 'string' }, result: {}, tokens_used: { type: 'integer' }, cached: { type: 'boolean' } },
+  },
+} as const;
+
 interface ObserverBody { name?: string; archetype?: string; capabilities?: string[] }
 interface PathQuery { path: string; archetype?: string; name?: string }
 interface ResolveBody { path: string; observer?: ObserverBody }
@@ -44,12 +65,12 @@ function observerFromQuery(q: PathQuery): agentese.Observer {
 export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): void {
   const read = { policy: { scope: 'read' as const } };
 
-  app.get<{ Querystring: PathQuery }>('/v1/agentese/resolve', { config: read, schema: { querystring: querySchema } },
+  app.get<{ Querystring: PathQuery }>('/v1/agentese/resolve', { config: read, schema: { querystring: querySchema, response: resolveResponse } },
     (request) => agentese.resolve(request.query.path, observerFromQuery(request.query)));
 
   app.post<{ Body: ResolveBody }>('/v1/agentese/resolve', {
     config: read,
-    schema: { body: { type: 'object', required: ['path'], additionalProperties: false, properties: { path: pathField, observer: observerSchema } } },
+    schema: { body: { type: 'object', required: ['path'], additionalProperties: false, properties: { path: pathField, observer: observerSchema } }, response: resolveResponse },
   }, (request) => agentese.resolve(request.body.path, request.body.observer ?? {}));
 
   app.get<{ Querystring: PathQuery }>('/v1/agentese/affordances', { config: read, schema: { querystring: querySchema } },
@@ -62,6 +83,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
         type: 'object', required: ['path'], additionalProperties: false,
         properties: { path: pathField, observer: observerSchema, kwargs: { type: 'object' } },
       },
+      response: invokeResponse,
     },
   }, async (request, reply) => {
     const out = agentese.invoke(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
