@@ -129,7 +129,7 @@ describe('backup', () => {
 
   test('the CLI has the backup command and flags the CronJob uses, or it is listed as pending', (t) => {
     const script = readRepoFile('deploy', 'base', 'agents', 'backup', 'run-backup.sh');
-    const flags = ['--retain', '--dir', '--metrics-file'];
+    const flags = ['--to', '--retain', '--metrics-file'];
     for (const f of flags) assert.ok(script.includes(`backup ${f}`) || script.includes(` ${f} `), `run-backup.sh passes ${f}`);
     const backup = commands.find((c) => c.name === 'backup');
     if (!backup) {
@@ -159,7 +159,7 @@ describe('backup', () => {
         const fake = join(dir, 'kgents');
         writeFileSync(fake, [
           '#!/bin/sh',
-          '# stand-in for `kgents backup --retain R --dir D --metrics-file F`',
+          '# stand-in for `kgents backup --to D --retain R --metrics-file F`',
           '[ "$1" = backup ] || exit 64',
           'while [ $# -gt 0 ]; do case "$1" in --metrics-file) f="$2"; shift;; esac; shift; done',
           writeMetrics ? 'printf "# TYPE kgents_backup_last_success_timestamp_seconds gauge\\nkgents_backup_last_success_timestamp_seconds 1700000000\\n" > "$f"' : ':',

@@ -8,8 +8,15 @@ import type { BackupResult } from './backup.js';
  * deploy/base/agents/backup/run-backup.sh, which knows the exit code; this file is written only
  * after a success, so its presence means success.
  */
+export const BACKUP_METRICS = [
+  'kgents_backup_last_success_timestamp_seconds', 'kgents_backup_last_size_bytes', 'kgents_backup_last_duration_seconds',
+  'kgents_backup_last_messages', 'kgents_backup_last_streams',
+] as const;
+
+type BackupMetric = (typeof BACKUP_METRICS)[number];
+
 export function backupMetricsText(result: BackupResult, finishedAt: Date): string {
-  const gauge = (name: string, help: string, value: number): string => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`;
+  const gauge = (name: BackupMetric, help: string, value: number): string => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`;
   return [
     gauge('kgents_backup_last_success_timestamp_seconds', 'Unix time the last successful JetStream backup finished.', Math.floor(finishedAt.getTime() / 1000)),
     gauge('kgents_backup_last_size_bytes', 'Size on disk of the last successful backup archive.', result.sizeBytes),

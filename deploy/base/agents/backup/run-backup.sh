@@ -6,6 +6,10 @@
 #            kgents_backup_last_size_bytes, kgents_backup_last_duration_seconds) + exit code 0
 #   failure: kgents_backup_last_failure_timestamp_seconds and kgents_backup_last_exit_code
 #
+# `kgents backup` exits 0 on success, 1 when the backup failed (no archive is left: it writes under
+# a .partial name and renames at the end), 2 on bad usage. Each run is one archive directory
+# $BACKUP_DIR/kgents-backup-<UTC time>; --retain deletes only this tool's archives older than that.
+#
 # Pushed with POST, which replaces only the metrics it names, so a failure keeps the time of the
 # last success and a success keeps the time of the last failure. Exits with the backup's status,
 # so the Job (and `kubectl get jobs`) shows a failed run as failed too.
@@ -21,7 +25,7 @@ rm -f "$METRICS_FILE" "$push_file"
 mkdir -p "$(dirname "$METRICS_FILE")"
 
 # shellcheck disable=SC2086 # KGENTS_BIN is a command line
-$KGENTS_BIN backup --retain "$BACKUP_RETAIN" --dir "$BACKUP_DIR" --metrics-file "$METRICS_FILE"
+$KGENTS_BIN backup --to "$BACKUP_DIR" --retain "$BACKUP_RETAIN" --metrics-file "$METRICS_FILE"
 rc=$?
 
 if [ "$rc" -eq 0 ] && [ ! -s "$METRICS_FILE" ]; then
