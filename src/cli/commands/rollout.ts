@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { RunError } from '../../ops/load/execute.js';
+import { interruptOnSignals, RunError } from '../../ops/load/execute.js';
 import { RolloutError } from '../../ops/rollout/errors.js';
 import { buildRolloutPlan, executeRollout, ROLLOUT_DEFAULTS, ROLLOUT_OPTIONS } from '../../ops/rollout/execute.js';
 import { ControlError } from '../../ops/stack/control.js';
@@ -61,8 +61,10 @@ export const rolloutCommand: Command = {
     const { values, positionals } = parseCliArgs(() => parseArgs({ args: [...args], options: ROLLOUT_OPTIONS, allowPositionals: true, strict: true }));
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]?.slice(0, 40)}"`);
     const plan = buildRolloutPlan(values);
+    const c = { out: process.stdout, err: process.stderr };
+    const signals = interruptOnSignals(c);
     try {
-      const { exitCode } = await executeRollout(plan, { out: process.stdout, err: process.stderr });
+      const { exitCode } = await executeRollout(plan, c, { signal: signals.signal });
       return exitCode;
     } catch (err) {
       if (err instanceof RolloutError || err instanceof RunError || err instanceof ControlError) {
@@ -70,6 +72,8 @@ export const rolloutCommand: Command = {
         return 1;
       }
       throw err;
+    } finally {
+      signals.dispose();
     }
   },
 };

@@ -4,10 +4,10 @@ import { parseDurationMs } from '../load/duration.js';
 import { runStamp } from '../load/report.js';
 import { DEFAULT_MIX, MixSyntaxError, parseMix, type Scenario } from '../load/scenarios.js';
 import { normaliseUrl } from '../load/target.js';
-import { StackClient } from '../stack/control.js';
+import { ControlError, StackClient } from '../stack/control.js';
 import { PartStateError } from '../stack/errors.js';
 import type { StackControl } from '../stack/stack.js';
-import { StateFileError } from '../stack/state.js';
+import { StateFileError, type StackState } from '../stack/state.js';
 import { RolloutError } from './errors.js';
 import { runK8sRollout, type K8sRolloutOptions } from './k8s.js';
 import type { KubeTarget } from './kubectl.js';
@@ -165,8 +165,9 @@ export interface Console {
   readonly err: NodeJS.WritableStream;
 }
 
-function settings(plan: RolloutPlan, target: string, c: Console): RolloutSettings {
+function settings(plan: RolloutPlan, target: string, c: Console, signal: AbortSignal | undefined): RolloutSettings {
   return {
+    ...(signal && { signal }),
     target, scenarios: plan.scenarios, mix: plan.mixText, rate: plan.rate, settleBeforeMs: plan.settleBeforeMs, settleAfterMs: plan.settleAfterMs,
     maxFailed: plan.maxFailed, deadlineMs: plan.deadlineMs, ...(plan.workers !== undefined && { workers: plan.workers }),
     log: plan.quiet ? () => undefined : (line) => c.err.write(`kgents rollout: ${line}\n`),
@@ -183,18 +184,24 @@ function openStack(dir: string): StackControl {
 }
 
 /** Runs the plan (against `control` when given: an in-process stack), writes the reports, prints; resolves the exit code. */
-export async function executeRollout(plan: RolloutPlan, c: Console, control?: StackControl): Promise<{ exitCode: number; report: RolloutReport }> {
+export async function executeRollout(plan: RolloutPlan, c: Console, options: { control?: StackControl; signal?: AbortSignal } = {}): Promise<{ exitCode: number; report: RolloutReport }> {
   let report: RolloutReport;
   if (plan.mode === 'stack') {
-    const stack = control ?? openStack(plan.dir);
-    const state = await stack.state();
-    report = await runStackRollout({ ...settings(plan, state.url, c), control: stack, keys: plan.keys });
+    const stack = options.control ?? openStack(plan.dir);
+    let state: StackState;
+    try {
+      state = await stack.state();
+    } catch (err) {
+      if (err instanceof ControlError) throw new RolloutError(`the stack's control endpoint refused: ${err.message}`);
+      throw new RolloutError(`cannot reach the stack in ${plan.dir} (${err instanceof Error ? err.message : String(err)}); is it running? (kgents stack status --dir ${plan.dir})`);
+    }
+    report = await runStackRollout({ ...settings(plan, state.url, c, options.signal), control: stack, keys: plan.keys });
   } else {
-    const options: K8sRolloutOptions = {
-      ...settings(plan, plan.target, c), kube: plan.kube, container: plan.container, ...(plan.image !== undefined && { image: plan.image }),
+    const k8s: K8sRolloutOptions = {
+      ...settings(plan, plan.target, c, options.signal), kube: plan.kube, container: plan.container, ...(plan.image !== undefined && { image: plan.image }),
       keys: plan.keys.length > 0 ? { kind: 'given', keys: plan.keys } : plan.createKeys ? { kind: 'create' } : { kind: 'none' },
     };
-    report = await runK8sRollout(options);
+    report = await runK8sRollout(k8s);
   }
   const files = writeRolloutReports(plan.outDir, report);
   c.out.write(plan.json ? `${JSON.stringify(report, null, 2)}\n` : rolloutText(report));

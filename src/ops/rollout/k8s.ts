@@ -56,7 +56,12 @@ async function watchStatus(o: K8sRolloutOptions, watch: LoadWatch, calls: Kubect
     finished = r;
   });
   let tooManyFailures = false;
+  let interrupted = false;
   while (!finished) {
+    if (!interrupted && o.signal?.aborted) {
+      interrupted = true;
+      status.kill();
+    }
     if (abortOnFailures && !tooManyFailures && watch.failed() > o.maxFailed) {
       tooManyFailures = true;
       o.log(`${watch.failed()} requests failed (limit ${o.maxFailed}): stopping the watch`);
@@ -67,6 +72,8 @@ async function watchStatus(o: K8sRolloutOptions, watch: LoadWatch, calls: Kubect
   calls.push(finished.call);
   const detail = finished.call.output.split('\n').slice(-1)[0] ?? '';
   if (tooManyFailures) return { outcome: 'failed-requests', detail: `${watch.failed()} requests failed` };
+  // A terminal's Ctrl-C reaches kubectl too, which may then exit before this loop saw the signal.
+  if (interrupted || o.signal?.aborted) return { outcome: 'interrupted', detail: 'the watch was interrupted' };
   if (finished.call.exit_code === 0) return { outcome: 'complete', detail };
   // Our own --timeout (kubectl: "timed out waiting for the condition") or the kill behind it; anything
   // else, such as the Deployment's progressDeadlineSeconds, is the cluster saying the rollout failed.
@@ -122,7 +129,8 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
         at_s: at, end_s: watch.elapsedS(), took_s: tookS, ...(outcome !== 'complete' && { error: `${outcome}: ${detail}` }),
       }];
       let undo: K8sSection['undo'] = null;
-      if (outcome !== 'complete') {
+      // An operator's Ctrl-C stops the watch, not the rollout: undoing is their call.
+      if (outcome !== 'complete' && outcome !== 'interrupted') {
         watch.mark('undo');
         const u0 = Date.now();
         const uAt = watch.elapsedS();
@@ -148,6 +156,7 @@ export async function runK8sRollout(o: K8sRolloutOptions): Promise<RolloutReport
     const outcomes: Record<Outcome, string> = {
       complete: '', 'not-started': `kubectl could not start the rollout (${value.detail})`, 'status-failed': `kubectl rollout status failed (${value.detail})`,
       deadline: `the rollout did not finish within ${o.deadlineMs / 1000} s`, 'failed-requests': 'too many requests failed during the rollout',
+      interrupted: 'the watch was interrupted while the rollout ran: check it with kubectl rollout status',
     };
     if (value.outcome !== 'complete') reasons.push(`${outcomes[value.outcome]}${value.undo ? (value.undo.ok && value.undo.status_ok ? '; rolled back' : '; the undo FAILED: check the deployment by hand') : ''}`);
     return assembleReport(o, { mode: 'k8s', startedAt, keys: keys.keys.length, load, tookS: value.tookS, steps, reasons }, {

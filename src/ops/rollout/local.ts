@@ -47,6 +47,10 @@ export async function runStackRollout(o: StackRolloutOptions): Promise<RolloutRe
       const steps: Omit<RolloutStep, 'failed'>[] = [];
       const t0 = Date.now();
       for (const slot of slots) {
+        if (o.signal?.aborted) {
+          o.log(`interrupted: ${slot.id} and later slots are left as they are`);
+          break;
+        }
         if (watch.failed() > o.maxFailed) {
           o.log(`halting: ${watch.failed()} requests failed (limit ${o.maxFailed}); ${slot.id} and later slots are left as they are`);
           break;

@@ -38,7 +38,7 @@ export interface K8sSection {
   readonly image: string | null;
   readonly revision_before: string | null;
   /** How the rollout ended. */
-  readonly outcome: 'complete' | 'status-failed' | 'deadline' | 'failed-requests' | 'not-started';
+  readonly outcome: 'complete' | 'status-failed' | 'deadline' | 'failed-requests' | 'not-started' | 'interrupted';
   readonly undo: { readonly ok: boolean; readonly status_ok: boolean; readonly took_s: number; readonly to_revision: string | null } | null;
   /** `kubectl rollout status` lines with the second (after the load started) each was seen. */
   readonly progress: readonly { readonly t_s: number; readonly line: string }[];

@@ -21,6 +21,13 @@ export interface RolloutSettings {
   readonly requestTimeoutMs?: number;
   /** Progress lines (stderr in the CLI). */
   readonly log: (line: string) => void;
+  /** Ctrl-C: settle periods end, no further step starts, the report covers what ran. */
+  readonly signal?: AbortSignal;
+}
+
+/** The reason an interrupted run fails, or none. */
+export function interruptedReason(s: RolloutSettings): string[] {
+  return s.signal?.aborted ? ['interrupted before the run finished'] : [];
 }
 
 export const WATCH_INTERVAL_MS = 500;
@@ -41,12 +48,12 @@ export async function underLoad<T>(s: RolloutSettings, keys: RolloutKeys, budget
   try {
     await watch.started();
     s.log(`load: ${s.rate} req/s to ${s.target} (${s.mix}); settling ${s.settleBeforeMs / 1000} s before the rollout`);
-    await watch.hold(s.settleBeforeMs);
+    await watch.hold(s.settleBeforeMs, () => s.signal?.aborted ?? false);
     watch.mark('during');
     value = await body(watch);
     watch.mark('after');
     s.log(`settling ${s.settleAfterMs / 1000} s after the rollout`);
-    await watch.hold(s.settleAfterMs);
+    await watch.hold(s.settleAfterMs, () => s.signal?.aborted ?? false);
   } catch (err) {
     await watch.stop().catch(() => undefined);
     throw err;
@@ -62,7 +69,7 @@ export function assembleReport(
   run: { mode: 'stack' | 'k8s'; startedAt: Date; keys: number; load: WatchFigures; tookS: number; steps: RolloutReport['rollout']['steps']; reasons: readonly string[]; warnings?: readonly string[] },
   section: Pick<RolloutReport, 'stack' | 'k8s'>,
 ): RolloutReport {
-  const reasons = [...run.reasons, ...loadReasons(run.load, s.maxFailed)];
+  const reasons = [...run.reasons, ...loadReasons(run.load, s.maxFailed), ...interruptedReason(s)];
   const verdict = reasons.length === 0 ? 'PASS' : 'FAIL';
   return {
     tool: 'kgents rollout', version: VERSION, mode: run.mode, target: s.target,

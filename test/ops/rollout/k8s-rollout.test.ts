@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -8,7 +8,7 @@ import { CLI } from '../../harness/serve-process.js';
 import { tempDir } from '../../harness/servers.js';
 import { startServer, type TestServer } from '../load/servers.js';
 
-// Budget: about 40 s on a loaded 2-core machine (six CLI runs of a few seconds each; no cluster, a fake kubectl).
+// Budget: about 40 s on a loaded 2-core machine (seven CLI runs of a few seconds each; no cluster, a fake kubectl).
 
 /**
  * A stand-in kubectl: records its arguments (one JSON line per call) and plays a deployment whose
@@ -181,6 +181,32 @@ describe('kgents rollout --k8s (a fake kubectl on PATH)', () => {
     assert.equal(report?.load.total.failed_by_code.ERR_SERVICE_UNAVAILABLE, report?.load.total.failed);
     assert.equal(report?.load.phases.find((p) => p.phase === 'before')?.failed, 0);
     assert.equal(report?.load.phases.find((p) => p.phase === 'after')?.failed, 0, 'the undo restored service');
+  });
+
+  test('Ctrl-C during the watch stops it without undoing and still writes the report; exit 1', async () => {
+    stateDir = join(tmp.dir, 'interrupt');
+    mkdirSync(stateDir);
+    const out = join(stateDir, 'report');
+    const child = spawn(process.execPath, [CLI, 'rollout', '--k8s', '--target', target.url, '--mix', '/health=1', '--load-rate', '20', '--settle', '1s', '--out', out, '--timeout', '60s'], {
+      env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: process.env.HOME ?? '', FAKE_KUBECTL_DIR: stateDir, FAKE_KUBECTL_MODE: 'hang' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString();
+        if (stderr.includes('updated replicas are available') && !child.killed) child.kill('SIGINT');
+      });
+      child.stdout.resume();
+      child.on('close', (c) => resolve(c));
+    });
+    assert.equal(code, 1, stderr);
+    const calls = readFileSync(join(stateDir, 'calls.jsonl'), 'utf8');
+    assert.doesNotMatch(calls, /undo/);
+    const report = JSON.parse(readFileSync(join(out, 'rollout.json'), 'utf8')) as RolloutReport;
+    assert.equal(report.k8s?.outcome, 'interrupted');
+    assert.equal(report.k8s?.undo, null);
+    assert.match(report.reasons.join(';'), /interrupted/);
   });
 
   test('refuses without --target, and stops before changing anything when kubectl cannot read the deployment', async () => {
