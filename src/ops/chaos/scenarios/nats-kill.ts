@@ -50,6 +50,21 @@ async function allNodesHealthy(ctx: ChaosContext): Promise<boolean> {
   return false;
 }
 
+/** Whether the killed server runs again as a new process (stack) or a new pod (k8s: same name, new uid). */
+async function killedReplaced(ctx: ChaosContext, fault: Fault): Promise<boolean> {
+  const t = ctx.target;
+  const killed = String(fault.details?.part ?? '');
+  if (t.kind === 'stack') {
+    const part = (await t.state()).parts.find((p) => p.id === killed);
+    return part?.status === 'running' && part.process !== null && part.process.pid !== fault.details?.pid;
+  }
+  if (t.kind === 'k8s') {
+    const uid = await t.kubectl.podUid(t.kubectl.layout.agentsNamespace, killed);
+    return uid !== undefined && uid !== fault.details?.uid;
+  }
+  return false;
+}
+
 /**
  * Kills the USAGE stream leader (`stream`) or the JetStream meta leader (`meta`) of the 3-node
  * cluster with kill -9 (k8s: force-deletes its pod). The API keeps answering: publishes that fail
@@ -90,37 +105,31 @@ function natsKillScenario(which: Which): Scenario {
     },
 
     async recovered(ctx, fault) {
-      const t = ctx.target;
       const killed = String(fault.details?.part ?? '');
       const killedServer = String(fault.details?.leader ?? '');
-      const { view: v } = await view(ctx, [killed]);
-      if (!elected.get(fault) && v?.streamLeader && v.streamLeader !== killedServer) {
+      // The supervisor (or the StatefulSet) restarts the killed server, often within a second, and
+      // it may well lead again: a leader with the killed server's name counts once it is a new process.
+      const replaced = await killedReplaced(ctx, fault);
+      const { view: v } = await view(ctx, replaced ? [] : [killed]);
+      const live = (leader: string | null | undefined): leader is string => typeof leader === 'string' && (leader !== killedServer || replaced);
+      const note = (leader: string): string => (leader === killedServer ? ' (the restarted server)' : '');
+      if (!elected.get(fault) && live(v?.streamLeader)) {
         elected.set(fault, true);
-        ctx.mark('stream_leader', `USAGE led by ${v.streamLeader}`);
+        ctx.mark('stream_leader', `USAGE led by ${v.streamLeader}${note(v.streamLeader)}`);
       }
-      if (which === 'meta' && !metaElected.get(fault) && v?.metaLeader && v.metaLeader !== killedServer) {
+      if (which === 'meta' && !metaElected.get(fault) && live(v?.metaLeader)) {
         metaElected.set(fault, true);
-        ctx.mark('meta_leader', `meta leader ${v.metaLeader}`);
+        ctx.mark('meta_leader', `meta leader ${v.metaLeader}${note(v.metaLeader)}`);
       }
-      // Publishing resumed: a stream leader other than a dead one, and the stream growing again.
-      if (!resumed.get(fault) && v?.streamLeader && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0)
-        && (which === 'meta' || v.streamLeader !== killedServer)) {
+      // Publishing resumed: a live stream leader, and the stream growing again.
+      if (!resumed.get(fault) && live(v?.streamLeader) && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0)) {
         resumed.set(fault, true);
         ctx.mark(PUBLISHING_RESUMED, `USAGE leader ${v.streamLeader}, last_seq ${v.lastSeq}`);
       }
-      if (!resumed.get(fault)) return false;
-      // Full recovery: the killed node back (new process), every node healthy, every replica current,
-      // every API instance's circuit closed with an empty fallback queue.
-      if (t.kind === 'stack') {
-        const part = (await t.state()).parts.find((p) => p.id === killed);
-        if (part?.status !== 'running' || part.process === null || part.process.pid === fault.details?.pid) return false;
-      } else if (t.kind === 'k8s') {
-        const uid = await t.kubectl.podUid(t.kubectl.layout.agentsNamespace, killed);
-        if (uid === undefined || uid === fault.details?.uid) return false;
-      }
-      if (!(await allNodesHealthy(ctx))) return false;
-      const full = await view(ctx, []);
-      if (!full.view?.streamLeader || full.view.replicas.length === 0 || !full.view.replicas.every((r) => r.current)) return false;
+      // Full recovery: the killed node back (new process), every node healthy, every replica current
+      // (as the leader sees them), every API instance's circuit closed with an empty fallback queue.
+      if (!resumed.get(fault) || !replaced || !(await allNodesHealthy(ctx))) return false;
+      if (!v?.streamLeader || v.replicas.length === 0 || !v.replicas.every((r) => r.current)) return false;
       return ctx.health().every((s) => s.ok && (s.circuit === undefined || s.circuit === 'closed') && (s.queue_depth ?? 0) === 0);
     },
 
