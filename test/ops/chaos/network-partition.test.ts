@@ -1,8 +1,11 @@
 import { strict as assert } from 'node:assert';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runScenario } from '../../../src/ops/chaos/runner.js';
 import { MARK_BREAKER_OPEN, networkPartition, peakDepth } from '../../../src/ops/chaos/scenarios/network-partition.js';
-import { inProcessStackTarget } from '../../../src/ops/chaos/targets.js';
+import type { ChaosContext } from '../../../src/ops/chaos/scenario.js';
+import { inProcessStackTarget, k8sTarget } from '../../../src/ops/chaos/targets.js';
 import { ControlError, StackClient } from '../../../src/ops/stack/control.js';
 import { hasNatsFaults } from '../../../src/ops/stack/faults.js';
 import { createStackKey } from '../../../src/ops/stack/keys.js';
@@ -71,5 +74,58 @@ describe('network-partition: the API cut off from NATS by hanging connections (r
     assert.equal(result.verdict, 'PASS', JSON.stringify(result.checks));
     // healed for good: every proxy passes traffic again
     assert.ok((await stack.natsFaults()).every((p) => p.mode === 'pass'));
+  });
+});
+
+describe('network-partition --target k8s: the kubectl commands (a fake kubectl on PATH records its arguments)', () => {
+  const tmp = tempDir('kgents-partition-kubectl-');
+  const log = join(tmp.dir, 'calls.log');
+  const policyFile = join(tmp.dir, 'policy.json');
+  const natsRule = { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats' } } }], ports: [{ protocol: 'TCP', port: 4222 }] };
+  const redisRule = { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }], ports: [{ protocol: 'TCP', port: 6379 }] };
+  const policy = (egress: unknown[]): string => JSON.stringify({ kind: 'NetworkPolicy', metadata: { name: 'kgents-api-egress' }, spec: { egress } });
+  writeFileSync(log, '');
+  writeFileSync(join(tmp.dir, 'kubectl'), `#!/bin/sh
+echo "$*" >> "${log}"
+case "$*" in
+  *"get networkpolicy"*) cat "${policyFile}" ;;
+esac
+`);
+  chmodSync(join(tmp.dir, 'kubectl'), 0o755);
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${tmp.dir}:${savedPath ?? ''}`;
+  after(() => {
+    process.env.PATH = savedPath;
+    tmp.remove();
+  });
+  const ctx: ChaosContext = {
+    target: k8sTarget('http://api.staging.example', [], { context: 'staging' }), faultMs: 1000, log: () => undefined, mark: () => undefined, signal: new AbortController().signal,
+    health: () => [{ at: Date.now(), endpoint: 'http://api.staging.example', ok: true, status: 'ok', circuit: 'closed', queue_depth: 0 }],
+  };
+  const calls = (): string[] => readFileSync(log, 'utf8').trim().split('\n').filter((l) => l !== '');
+
+  test('removes only the egress rule to NATS (port 4222) with a tested JSON patch, and adds the same rule back at the same place', async () => {
+    writeFileSync(policyFile, policy([natsRule, redisRule]));
+    const fault = await networkPartition.inject(ctx);
+    assert.equal(fault.details?.rule_index, 0);
+    writeFileSync(policyFile, policy([redisRule]));
+    assert.equal(await networkPartition.recovered(ctx, fault), false, 'not recovered while the rule is missing');
+    await networkPartition.heal?.(ctx, fault);
+    writeFileSync(policyFile, policy([natsRule, redisRule]));
+    assert.equal(await networkPartition.recovered(ctx, fault), true);
+    const get = '--context staging get networkpolicy kgents-api-egress -n kgents-api -o json';
+    assert.deepEqual(calls(), [
+      get,
+      `--context staging patch networkpolicy kgents-api-egress -n kgents-api --type=json -p ${JSON.stringify([{ op: 'test', path: '/spec/egress/0', value: natsRule }, { op: 'remove', path: '/spec/egress/0' }])}`,
+      get,
+      get,
+      `--context staging patch networkpolicy kgents-api-egress -n kgents-api --type=json -p ${JSON.stringify([{ op: 'add', path: '/spec/egress/0', value: natsRule }])}`,
+      get,
+    ]);
+  });
+
+  test('refuses a cluster whose API egress policy has no rule to NATS', async () => {
+    writeFileSync(policyFile, policy([redisRule]));
+    await assert.rejects(networkPartition.inject(ctx), /no egress rule to port 4222/);
   });
 });

@@ -1,5 +1,6 @@
 import { hasNatsFaults, type NatsFaultControl } from '../../stack/faults.js';
 import type { StackControl } from '../../stack/stack.js';
+import type { Kubectl } from '../k8s.js';
 import { eventChecks, recoveryCheck } from '../measure.js';
 import { ScenarioUnsupportedError, type ChaosContext, type Fault, type Scenario, type ScenarioFigures, type SlaCheck } from '../scenario.js';
 
@@ -20,9 +21,13 @@ class Watch {
 
   constructor(private readonly ctx: ChaosContext) {}
 
-  /** One sample per API instance (the public URL answers for one of them: left out, or it would count twice). */
+  /**
+   * One sample per API instance. On the stack the public URL answers for one of them, so it is left
+   * out (it would count twice); on Kubernetes it is all there is (a different pod each time).
+   */
   private samples(): ReturnType<ChaosContext['health']> {
-    return this.ctx.health().filter((s) => s.circuit !== undefined && s.endpoint !== this.ctx.target.url);
+    const local = this.ctx.target.kind === 'stack';
+    return this.ctx.health().filter((s) => s.circuit !== undefined && (!local || s.endpoint !== this.ctx.target.url));
   }
 
   start(): void {
@@ -70,6 +75,44 @@ class Watch {
 
 const watches = new WeakMap<Fault, Watch>();
 
+/** The API's egress NetworkPolicy in deploy/base/api/networkpolicy.yaml; its rule to NATS (port 4222) is what the partition removes. */
+export const K8S_EGRESS_POLICY = 'kgents-api-egress';
+const NATS_PORT = 4222;
+
+interface EgressRule {
+  readonly ports?: readonly { readonly port?: number | string }[];
+}
+
+function natsRuleIndex(policyJson: string): { index: number; rule: EgressRule | undefined } {
+  const policy = JSON.parse(policyJson) as { spec?: { egress?: EgressRule[] } };
+  const egress = policy.spec?.egress ?? [];
+  const index = egress.findIndex((r) => r.ports?.some((p) => Number(p.port) === NATS_PORT));
+  return { index, rule: egress[index] };
+}
+
+/**
+ * Kubernetes: the namespaces deny by default and allow by rule (policies only add), so the partition
+ * removes the API egress policy's rule to NATS with a JSON patch (`test` first, so only that rule
+ * goes) and healing adds it back. With a default deny the CNI drops the packets: connections hang.
+ */
+async function cutK8s(kubectl: Kubectl): Promise<{ index: number; rule: EgressRule }> {
+  const ns = kubectl.layout.apiNamespace;
+  const { index, rule } = natsRuleIndex(await kubectl.run(['get', 'networkpolicy', K8S_EGRESS_POLICY, '-n', ns, '-o', 'json']));
+  if (index < 0 || !rule) throw new ScenarioUnsupportedError('network-partition', 'k8s', `networkpolicy/${K8S_EGRESS_POLICY} in ${ns} has no egress rule to port ${NATS_PORT}`);
+  await kubectl.run(['patch', 'networkpolicy', K8S_EGRESS_POLICY, '-n', ns, '--type=json', '-p',
+    JSON.stringify([{ op: 'test', path: `/spec/egress/${index}`, value: rule }, { op: 'remove', path: `/spec/egress/${index}` }])]);
+  return { index, rule };
+}
+
+async function healK8s(kubectl: Kubectl, fault: Fault): Promise<void> {
+  const ns = kubectl.layout.apiNamespace;
+  const { index } = natsRuleIndex(await kubectl.run(['get', 'networkpolicy', K8S_EGRESS_POLICY, '-n', ns, '-o', 'json']));
+  if (index >= 0) return;
+  const saved = String(fault.details?.removed_rule ?? '');
+  const at = Number(fault.details?.rule_index ?? 0);
+  await kubectl.run(['patch', 'networkpolicy', K8S_EGRESS_POLICY, '-n', ns, '--type=json', '-p', JSON.stringify([{ op: 'add', path: `/spec/egress/${at}`, value: JSON.parse(saved) as unknown }])]);
+}
+
 function faults(ctx: ChaosContext): StackControl & NatsFaultControl {
   const t = ctx.target;
   if (t.kind !== 'stack') throw new ScenarioUnsupportedError('network-partition', t.kind, 'it needs the local stack\'s NATS fault proxies');
@@ -98,11 +141,23 @@ export const networkPartition: Scenario = {
   name: 'network-partition',
   summary: 'cut the API instances off from NATS with hanging (black-holed, not refused) connections, then heal',
   sla: 'breaker opens and the fallback queue fills during the partition; queue drained and breaker closed within 90 s of healing; no usage event lost or duplicated',
-  targets: ['stack'],
+  targets: ['stack', 'k8s'],
   recoveryTimeoutMs: 120_000,
   defaultFaultMs: 20_000,
 
   async inject(ctx): Promise<Fault> {
+    if (ctx.target.kind === 'k8s') {
+      const at = Date.now();
+      const { index, rule } = await cutK8s(ctx.target.kubectl);
+      const fault: Fault = {
+        description: `egress rule to NATS (port ${NATS_PORT}) removed from networkpolicy/${K8S_EGRESS_POLICY} in ${ctx.target.kubectl.layout.apiNamespace}`,
+        at, details: { rule_index: index, removed_rule: JSON.stringify(rule) },
+      };
+      const watch = new Watch(ctx);
+      watch.start();
+      watches.set(fault, watch);
+      return fault;
+    }
     const control = faults(ctx);
     const before = await control.natsFaults();
     if (before.length === 0) throw new ScenarioUnsupportedError('network-partition', 'stack', 'the stack runs without NATS fault proxies: start it with kgents stack up --nats-faults');
@@ -123,13 +178,18 @@ export const networkPartition: Scenario = {
     const watch = watches.get(fault);
     watch?.look();
     if (watch) ctx.mark(MARK_QUEUE_PEAK, `peak total fallback queue depth ${watch.peak} until healing`);
-    await faults(ctx).setNatsFault({ mode: 'pass' });
+    if (ctx.target.kind === 'k8s') await healK8s(ctx.target.kubectl, fault);
+    else await faults(ctx).setNatsFault({ mode: 'pass' });
   },
 
   async recovered(ctx, fault) {
     const watch = watches.get(fault);
-    const proxies = await faults(ctx).natsFaults();
-    if (proxies.some((p) => p.mode !== 'pass')) return false;
+    if (ctx.target.kind === 'k8s') {
+      const ns = ctx.target.kubectl.layout.apiNamespace;
+      if (natsRuleIndex(await ctx.target.kubectl.run(['get', 'networkpolicy', K8S_EGRESS_POLICY, '-n', ns, '-o', 'json'])).index < 0) return false;
+    } else if ((await faults(ctx).natsFaults()).some((p) => p.mode !== 'pass')) {
+      return false;
+    }
     const { drained, closed } = watch ? watch.settle() : { drained: false, closed: false };
     if (drained && closed) watch?.stop();
     return drained && closed;
