@@ -15,14 +15,15 @@ const DEFAULT_DIR = '.stack';
 const DEFAULT_PORT = 8080;
 
 const USAGE = `Usage:
-  kgents stack up [--dir DIR] [--api N] [--port P] [--nats N] [--nats-faults] [--foreground] [--json]
+  kgents stack up [--dir DIR] [--api N] [--port P] [--nats N] [--nats-faults] [--otel-faults] [--foreground] [--json]
       Starts a production-like stack: a NATS JetStream cluster (--nats, default 3 nodes, streams
       with 3 replicas), Redis, N API instances (--api, default 2, each 'kgents serve' with its own
       port and DATA_DIR) and a load balancer on one port (--port, default ${DEFAULT_PORT}), with
       ports, data and logs under DIR (default ./${DEFAULT_DIR}). A supervisor restarts any part that
       dies. By default the supervisor runs in the background: 'up' returns once the stack serves.
       --foreground keeps it attached (Ctrl-C stops everything). --nats-faults routes the API
-      instances' NATS connections through a fault proxy per node (see 'fault').
+      instances' NATS connections through a fault proxy per node (see 'fault'). --otel-faults gives
+      them a stand-in OpenTelemetry collector behind a fault proxy (kgents chaos observability-down).
   kgents stack status [--dir DIR] [--json]
       Each part's process, health (NATS /healthz, Redis PING, API /ready and /health/saas, the
       balancer), restarts and uptime. Exit code 0 only if everything is healthy.
@@ -115,9 +116,9 @@ function lineLogger(): StackLogger {
   };
 }
 
-async function runForeground(options: { dir: string; apiInstances: number | undefined; natsNodes: number | undefined; port: number; natsFaults: boolean; json: boolean }): Promise<number> {
+async function runForeground(options: { dir: string; apiInstances: number | undefined; natsNodes: number | undefined; port: number; natsFaults: boolean; otelFaults: boolean; json: boolean }): Promise<number> {
   const stack = new Stack({
-    dir: options.dir, port: options.port, logger: lineLogger(), natsFaults: options.natsFaults,
+    dir: options.dir, port: options.port, logger: lineLogger(), natsFaults: options.natsFaults, otelFaults: options.otelFaults,
     ...(options.apiInstances !== undefined && { apiInstances: options.apiInstances }),
     ...(options.natsNodes !== undefined && { natsNodes: options.natsNodes }),
   });
@@ -151,6 +152,7 @@ async function up(args: readonly string[]): Promise<number> {
     options: {
       dir: { type: 'string' }, api: { type: 'string' }, port: { type: 'string' }, nats: { type: 'string' },
       foreground: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, 'nats-faults': { type: 'boolean', default: false },
+      'otel-faults': { type: 'boolean', default: false },
     },
     allowPositionals: true, strict: true,
   }));
@@ -160,9 +162,10 @@ async function up(args: readonly string[]): Promise<number> {
   const natsNodes = intOption(values.nats, '--nats', 1, 5);
   const port = intOption(values.port, '--port', 0, 65535) ?? DEFAULT_PORT;
   const natsFaults = values['nats-faults'];
-  if (values.foreground) return runForeground({ dir, apiInstances, natsNodes, port, natsFaults, json: values.json });
+  const otelFaults = values['otel-faults'];
+  if (values.foreground) return runForeground({ dir, apiInstances, natsNodes, port, natsFaults, otelFaults, json: values.json });
   const state = await startDetached({
-    dir, port, natsFaults, ...(apiInstances !== undefined && { apiInstances }), ...(natsNodes !== undefined && { natsNodes }),
+    dir, port, natsFaults, otelFaults, ...(apiInstances !== undefined && { apiInstances }), ...(natsNodes !== undefined && { natsNodes }),
   });
   // Running means every instance answered /ready; confirm the public port serves too.
   const health = await checkStack(state);

@@ -4,11 +4,12 @@ import type { Socket } from 'node:net';
 import { FaultModeError, parseFaultSetting, type FaultSetting } from '../fault/proxy.js';
 import { PartStateError, UnknownPartError } from './errors.js';
 import { NO_FAULT_PROXIES, type NatsFaultControl, type NatsProxyState } from './faults.js';
+import { NO_OTEL_COLLECTOR, type OtelCollectorState, type OtelFaultControl } from './otel-collector.js';
 import type { ReplaceResult, SignalResult, StackControl } from './stack.js';
 import { readState, type StackState } from './state.js';
 
 /** What the control endpoint drives: the stack's controls, and how to stop it all. */
-export interface ControlTarget extends StackControl, Partial<NatsFaultControl> {
+export interface ControlTarget extends StackControl, Partial<NatsFaultControl>, Partial<OtelFaultControl> {
   stop(): Promise<void>;
 }
 
@@ -39,6 +40,8 @@ class HttpError extends Error {
  *   POST /shutdown                    stop the whole stack (answers 202 first)
  *   GET  /faults                      the NATS fault proxies (stacks started with --nats-faults)
  *   POST /faults/nats?mode=M          M = pass|hang|refuse|latency (&latency_ms=N) [&node=nats-1]
+ *   GET  /faults/otel                 the stand-in OpenTelemetry collector (stacks started with --otel-faults)
+ *   POST /faults/otel?mode=M          M as for NATS: the collector hangs, refuses, lags or heals
  *
  * Errors: {error:{code,message}} with 401, 404 (unknown part or route), 409 (wrong state), 500.
  */
@@ -116,6 +119,23 @@ export class ControlServer {
         send(200, { nats: this.target.natsFaults ? await this.target.natsFaults() : [] });
         return;
       }
+      if (url.pathname === '/faults/otel') {
+        if (!this.target.otelCollector || !this.target.setOtelFault) throw new PartStateError(NO_OTEL_COLLECTOR);
+        if (method === 'GET') {
+          send(200, { otel: await this.target.otelCollector() });
+          return;
+        }
+        if (method === 'POST') {
+          let setting: FaultSetting;
+          try {
+            setting = parseFaultSetting(url.searchParams.get('mode'), url.searchParams.get('latency_ms'));
+          } catch (err) {
+            throw new HttpError(400, err instanceof FaultModeError ? err.message : 'bad fault setting');
+          }
+          send(200, { otel: await this.target.setOtelFault(setting) });
+          return;
+        }
+      }
       if (url.pathname === '/faults/nats' && method === 'POST') {
         let setting: FaultSetting;
         try {
@@ -168,7 +188,7 @@ export class ControlError extends Error {
  * Drives a stack running in another process (`kgents stack up` detached) through its control
  * endpoint; the address and token come from DIR/stack.json.
  */
-export class StackClient implements StackControl, NatsFaultControl {
+export class StackClient implements StackControl, NatsFaultControl, OtelFaultControl {
   constructor(readonly controlUrl: string, private readonly token: string) {}
 
   /** Opens the stack recorded in DIR/stack.json; throws if there is none or it is not running. */
@@ -227,6 +247,16 @@ export class StackClient implements StackControl, NatsFaultControl {
     if (setting.mode === 'latency') query.set('latency_ms', String(setting.latencyMs ?? 0));
     if (node !== undefined) query.set('node', node);
     return (await this.call<{ nats: NatsProxyState[] }>('POST', `/faults/nats?${query.toString()}`, 10_000)).nats;
+  }
+
+  async otelCollector(): Promise<OtelCollectorState> {
+    return (await this.call<{ otel: OtelCollectorState }>('GET', '/faults/otel', 10_000)).otel;
+  }
+
+  async setOtelFault(setting: FaultSetting): Promise<OtelCollectorState> {
+    const query = new URLSearchParams({ mode: setting.mode });
+    if (setting.mode === 'latency') query.set('latency_ms', String(setting.latencyMs ?? 0));
+    return (await this.call<{ otel: OtelCollectorState }>('POST', `/faults/otel?${query.toString()}`, 10_000)).otel;
   }
 
   async shutdown(): Promise<void> {

@@ -13,6 +13,8 @@ export interface DetachedOptions {
   readonly port?: number;
   /** NATS fault proxies between the API instances and NATS (see StackOptions.natsFaults). */
   readonly natsFaults?: boolean;
+  /** A stand-in OpenTelemetry collector behind a fault proxy (see StackOptions.otelFaults). */
+  readonly otelFaults?: boolean;
   /** How long to wait for the stack to be running (default 180 s). */
   readonly timeoutMs?: number;
   readonly cli?: string;
@@ -67,7 +69,8 @@ export async function startDetached(options: DetachedOptions): Promise<StackStat
     ...(options.apiInstances !== undefined ? ['--api', String(options.apiInstances)] : []),
     ...(options.natsNodes !== undefined ? ['--nats', String(options.natsNodes)] : []),
     ...(options.port !== undefined ? ['--port', String(options.port)] : []),
-    ...(options.natsFaults === true ? ['--nats-faults'] : [])];
+    ...(options.natsFaults === true ? ['--nats-faults'] : []),
+    ...(options.otelFaults === true ? ['--otel-faults'] : [])];
   let pid: number | undefined;
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });

@@ -14,6 +14,7 @@ import { loadConfig } from '../../config/load.js';
 import { Balancer, type BackendEvent } from './balancer.js';
 import { ControlServer } from './control.js';
 import { NatsFaultProxies, type NatsFaultControl, type NatsProxyState } from './faults.js';
+import { OtelFaultCollector, type OtelCollectorState, type OtelFaultControl } from './otel-collector.js';
 import type { FaultSetting } from '../fault/proxy.js';
 import { PartStateError, UnknownPartError } from './errors.js';
 import { procCmdline, recordProcess, StackProcess, type ProcessExit, type ProcessRecord } from './processes.js';
@@ -57,6 +58,11 @@ export interface StackOptions {
    * supervisor), so that `setNatsFault` can partition the API from NATS (chaos: network-partition).
    */
   readonly natsFaults?: boolean;
+  /**
+   * Give the API instances a stand-in OpenTelemetry collector (OTEL_EXPORTER_OTLP_ENDPOINT) behind a
+   * fault proxy, so that `setOtelFault` can make it hang or refuse (chaos: observability-down).
+   */
+  readonly otelFaults?: boolean;
 }
 
 export interface InstanceInfo {
@@ -174,7 +180,7 @@ function describeExit(exit: ProcessExit | ExitRecord | null | undefined): string
  * backoff), replaces API instances without losing requests, and records everything in
  * DIR/stack.json for `kgents stack status|down` and other tools.
  */
-export class Stack implements StackControl, NatsFaultControl {
+export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
   readonly dir: string;
   private readonly apiCount: number;
   private readonly natsCount: number;
@@ -186,6 +192,7 @@ export class Stack implements StackControl, NatsFaultControl {
   private control: ControlServer | undefined;
   private readonly parts: Part[] = [];
   private readonly natsProxies = new NatsFaultProxies();
+  private readonly otelSink = new OtelFaultCollector();
   private readonly retiring: RetiringProcess[] = [];
   /** Replacement processes still starting (not yet their slot's process). */
   private readonly pending = new Set<StackProcess>();
@@ -309,6 +316,7 @@ export class Stack implements StackControl, NatsFaultControl {
       }
       await this.createParts();
       if (this.options.natsFaults) await this.natsProxies.start(this.parts.filter((p) => p.kind === 'nats').map((p) => ({ id: p.id, port: p.ports.client ?? 0 })));
+      if (this.options.otelFaults) await this.otelSink.start();
       this.save();
       this.log('info', 'starting NATS and Redis', { nats: this.natsUrls, redis: this.redisUrl });
       await Promise.all(this.parts.filter((p) => p.kind !== 'api').map((p) => this.waitReady(p, this.launch(p), 30_000)));
@@ -378,6 +386,7 @@ export class Stack implements StackControl, NatsFaultControl {
       INSTANCE_ID: instanceId,
       EMBEDDED_SERVICES: 'off',
       KEY_STORE: 'nats',
+      ...(this.otelSink.enabled && { OTEL_EXPORTER_OTLP_ENDPOINT: this.otelSink.endpoint() }),
     };
   }
 
@@ -651,6 +660,26 @@ export class Stack implements StackControl, NatsFaultControl {
     }
   }
 
+  /** The stand-in OpenTelemetry collector (stacks started with `otelFaults`). */
+  otelCollector(): Promise<OtelCollectorState> {
+    try {
+      return Promise.resolve(this.otelSink.state());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** Makes the API instances' OpenTelemetry collector hang or refuse, or heals it (pass). */
+  setOtelFault(setting: FaultSetting): Promise<OtelCollectorState> {
+    try {
+      const state = this.otelSink.set(setting);
+      this.log('warn', `OpenTelemetry collector fault: ${setting.mode}${setting.mode === 'latency' ? ` ${setting.latencyMs ?? 0} ms` : ''}`);
+      return Promise.resolve(state);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   // ---- stop ------------------------------------------------------------------------------------------
 
   /**
@@ -679,6 +708,7 @@ export class Stack implements StackControl, NatsFaultControl {
     }
     // Heal any partition first: the instances drain their fallback queues into JetStream as they stop.
     if (this.natsProxies.enabled) this.natsProxies.set({ mode: 'pass' });
+    if (this.otelSink.enabled) this.otelSink.set({ mode: 'pass' });
     this.save();
     this.log('info', 'stopping the stack');
     const stopAll = async (parts: Part[], graceMs: number): Promise<void> => {
@@ -698,6 +728,7 @@ export class Stack implements StackControl, NatsFaultControl {
     await stopAll(this.parts.filter((p) => p.kind === 'redis'), 10_000);
     await stopAll(this.parts.filter((p) => p.kind === 'nats'), 10_000);
     await this.natsProxies.stop();
+    await this.otelSink.stop();
     for (const p of this.parts) p.status = 'stopped';
     this.retiring.length = 0;
     this.status = wasFailed ? 'failed' : 'stopped';
