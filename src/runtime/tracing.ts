@@ -79,6 +79,8 @@ export function startTracing(config: Config, registry: Registry, log: FastifyBas
   const shown = new URL(tracesUrl(endpoint));
   shown.username = '';
   shown.password = '';
+  new Gauge({ name: 'kgents_tracing_queue_capacity_spans', help: 'OTEL_BSP_MAX_QUEUE_SIZE: the most ended spans that wait for export; more are dropped.', registers: [registry] })
+    .set(config.OTEL_BSP_MAX_QUEUE_SIZE);
   log.info({ component: 'tracing', url: shown.href, sampler: config.OTEL_TRACES_SAMPLER }, 'tracing on: spans go to the OpenTelemetry collector over OTLP/HTTP');
 
   return {

@@ -34,6 +34,8 @@ export interface Measurement extends ScenarioFigures {
     readonly by_backend: Readonly<Record<string, number>>;
     readonly latency: LatencySummary;
     readonly latency_during_fault: LatencySummary;
+    /** "Normal": requests answered in the second half of the time before the fault (the first half warms up JIT and connections). */
+    readonly latency_before_fault: LatencySummary;
   };
   readonly events: EventAudit;
   readonly health: {
@@ -132,6 +134,8 @@ export function measure(o: Observations): Measurement {
     if (r.backend !== undefined) byBackend[r.backend] = (byBackend[r.backend] ?? 0) + 1;
   }
   const notOk = o.samples.filter((s) => !s.ok);
+  const loadStart = o.records.reduce((m, r) => Math.min(m, r.start), t0);
+  const normalFrom = loadStart + (t0 - loadStart) / 2;
   return {
     detect_ms: detection ? Math.max(0, detection.at - t0) : null,
     detected_by: detection?.by ?? null,
@@ -143,6 +147,7 @@ export function measure(o: Observations): Measurement {
       in_flight_at_fault: o.records.filter((r) => r.start <= Math.max(t0, o.injectReturnedAt ?? t0) && r.end >= t0).length,
       by_outcome: byOutcome, by_backend: byBackend,
       latency: latencySummary(o.records), latency_during_fault: latencySummary(o.records.filter(inFault)),
+      latency_before_fault: latencySummary(o.records.filter((r) => r.start >= normalFrom && r.end < t0)),
     },
     events: o.audit,
     health: { samples: o.samples.length, not_ok: notOk.length, first_not_ok: notOk[0] ? `${notOk[0].endpoint}: ${notOk[0].status}` : null, transitions: healthTransitions(o.samples, t0) },
