@@ -162,8 +162,8 @@ async function backupStream(opts: BackupOptions, jsm: JetStreamManager, archive:
       state = snap.state;
       method = 'snapshot';
     } else {
-      config = info.config as unknown as Record<string, unknown>;
-      state = info.state as unknown as SnapshotStreamState;
+      config = info.config;
+      state = info.state;
       method = 'messages';
     }
     const after = await durableConsumers(jsm, stream);
@@ -188,7 +188,7 @@ async function backupStream(opts: BackupOptions, jsm: JetStreamManager, archive:
       const exact = samePosition(c, a);
       return {
         name: c.name,
-        config: c.config as unknown as Record<string, unknown>,
+        config: c.config,
         delivered: seqPair(c.delivered),
         ack_floor: seqPair(c.ack_floor),
         num_pending: c.num_pending,

@@ -25,7 +25,7 @@ function headerPairs(m: Msg): [string, string[]][] {
 
 const PULL_BATCH = 10_000;
 const PULL_MAX_BYTES = 16 * 1024 * 1024;
-const PULL_EXPIRES_NS = 5_000_000_000;
+const PULL_EXPIRES_NS = 1_000_000_000;
 
 /**
  * Every message of a stream from firstSeq to lastSeq in order. A short-lived pull consumer
@@ -120,7 +120,7 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
         const ci = JSON.parse(new TextDecoder().decode(info.data)) as { num_pending?: number; error?: { description: string } };
         if (ci.error) throw new Error(`reading ${stream}: ${ci.error.description}`);
         if ((ci.num_pending ?? 0) === 0) return;
-        if (++emptyPulls * 5000 > idleMs) throw new Error(`reading ${stream}: ${ci.num_pending ?? 0} messages pending but none delivered for ${idleMs} ms`);
+        if (++emptyPulls * 1000 > idleMs) throw new Error(`reading ${stream}: ${ci.num_pending ?? 0} messages pending but none delivered for ${idleMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 100));
         pull();
         continue;
