@@ -86,6 +86,11 @@ function publicState(state: StackState): Omit<StackState, 'control'> & { control
   return { ...state, control: { url: state.control.url } };
 }
 
+/** `nats-1 pass (nats://...), ...`: a partition left in place shows here. */
+function proxySummary(state: StackState): string {
+  return (state.nats_proxies ?? []).map((p) => `${p.node} ${p.mode === 'latency' ? `latency ${p.latency_ms} ms` : p.mode} (${p.proxy_url})`).join(', ');
+}
+
 function summary(state: StackState): string {
   const rows = [
     ['supervisor', String(state.supervisor.pid), `control=${state.control.url.replace('http://', '')}`, supervisorLog(state.dir)],
@@ -98,6 +103,7 @@ function summary(state: StackState): string {
     `  URL:   ${state.url}`,
     `  NATS:  ${state.nats_urls.join(',')}`,
     `  Redis: ${state.redis_url}`,
+    ...(state.nats_proxies ? [`  NATS fault proxies (the API instances use these): ${proxySummary(state)}`] : []),
     '',
     table(['PART', 'PID', 'PORTS', 'LOG'], rows),
     '',
@@ -206,7 +212,10 @@ async function status(args: readonly string[]): Promise<number> {
   }
   const health = await checkStack(state);
   if (values.json) printJson(health);
-  else printHealth(health);
+  else {
+    printHealth(health);
+    if (state.nats_proxies) out(`\nNATS fault proxies between the API instances and NATS: ${proxySummary(state)}`);
+  }
   return health.status === 'healthy' ? 0 : 1;
 }
 
