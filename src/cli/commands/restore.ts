@@ -76,6 +76,9 @@ async function restore(args: readonly string[]): Promise<number> {
         return BACKUP_EXIT.mismatch;
       }
       if (err instanceof Error && /is not in this archive/.test(err.message)) throw new UsageError(err.message);
+      if (err instanceof Error && /replicas > 1 not supported/.test(err.message)) {
+        throw new Error(`${err.message}: the target is a single server; add --replicas 1 (streams restored so far stay)`, { cause: err });
+      }
       throw err;
     }
   });
