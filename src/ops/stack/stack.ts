@@ -376,6 +376,8 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     return {
       SHUTDOWN_DELAY_MS: '1000',
       ...process.env,
+      // Node flags for the API instances only (e.g. a heap limit for chaos memory-pressure), not the supervisor.
+      ...(process.env.KGENTS_API_NODE_OPTIONS !== undefined && { NODE_OPTIONS: process.env.KGENTS_API_NODE_OPTIONS }),
       ...this.options.env,
       PORT: String(port),
       HOST: '127.0.0.1',
