@@ -115,10 +115,14 @@ export function summarizeLoad(result: LoadResult, ctx: SummaryContext): LoadSumm
   const lateFraction = notOnTime / base;
   const invalid: string[] = [];
   const warnings: string[] = [];
+  const busiest = Math.max(0, ...result.workers.map((w) => w.eventLoopUtilization));
   if (model.kind === 'open' && lateFraction > ctx.lateTolerance) {
+    // A generator thread that is mostly idle and still late was not given the CPU in time: the machine is busy.
     const why = result.capped > result.late / 2
       ? `mostly because ${model.maxInFlight} requests were already in flight (the target could not keep up at this concurrency; raise --max-in-flight if the target should queue them)`
-      : 'the generator itself was too slow (CPU-bound: add --workers or run it on another machine)';
+      : busiest < 0.5
+        ? `the generator thread (busy ${(busiest * 100).toFixed(0)} %) was not scheduled in time: the machine is short of CPU (other processes, or the target on the same cores); run the generator elsewhere or allow more with --late-tolerance`
+        : 'the generator itself was too slow (CPU-bound: add --workers or run it on another machine)';
     invalid.push(`${notOnTime} of ${result.scheduled} requests (${(lateFraction * 100).toFixed(2)} %) did not start on time (more than ${ctx.lateThresholdMs} ms late: ${result.late}, dropped: ${result.dropped}), ${why}`);
   }
   const elus = result.workers.map((w) => Math.round(w.eventLoopUtilization * 1000) / 1000);
