@@ -139,7 +139,7 @@ export function peakDepth(f: ScenarioFigures): number {
  */
 export const networkPartition: Scenario = {
   name: 'network-partition',
-  summary: 'cut the API instances off from NATS with hanging (black-holed, not refused) connections, then heal',
+  summary: 'cut the API instances off from NATS with hanging (black-holed, not refused) connections, then heal (local stack: kgents stack up --nats-faults)',
   sla: 'breaker opens and the fallback queue fills during the partition; queue drained and breaker closed within 90 s of healing; no usage event lost or duplicated',
   targets: ['stack', 'k8s'],
   recoveryTimeoutMs: 120_000,
