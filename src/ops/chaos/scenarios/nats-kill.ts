@@ -121,8 +121,11 @@ function natsKillScenario(which: Which): Scenario {
         metaElected.set(fault, true);
         ctx.mark('meta_leader', `meta leader ${v.metaLeader}${note(v.metaLeader)}`);
       }
-      // Publishing resumed: a live stream leader, and the stream growing again.
-      if (!resumed.get(fault) && live(v?.streamLeader) && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0)) {
+      // Publishing resumed: a live stream leader, the stream growing again, and every API instance
+      // publishing to it (circuit closed), not only draining a batch while half-open.
+      const health = ctx.health();
+      const circuitsClosed = health.some((h) => h.circuit !== undefined) && health.every((h) => h.circuit === undefined || h.circuit === 'closed');
+      if (!resumed.get(fault) && live(v?.streamLeader) && v.lastSeq !== null && v.lastSeq > Number(fault.details?.last_seq ?? 0) && circuitsClosed) {
         resumed.set(fault, true);
         ctx.mark(PUBLISHING_RESUMED, `USAGE leader ${v.streamLeader}, last_seq ${v.lastSeq}`);
       }
@@ -130,7 +133,7 @@ function natsKillScenario(which: Which): Scenario {
       // (as the leader sees them), every API instance's circuit closed with an empty fallback queue.
       if (!resumed.get(fault) || !replaced || !(await allNodesHealthy(ctx))) return false;
       if (!v?.streamLeader || v.replicas.length === 0 || !v.replicas.every((r) => r.current)) return false;
-      return ctx.health().every((s) => s.ok && (s.circuit === undefined || s.circuit === 'closed') && (s.queue_depth ?? 0) === 0);
+      return health.every((h) => h.ok && (h.queue_depth ?? 0) === 0);
     },
 
     judge(f: ScenarioFigures): SlaCheck[] {
