@@ -3,6 +3,7 @@ import type { Scenario } from './scenario.js';
 import { apiKill } from './scenarios/api-kill.js';
 import { natsKill, natsKillMeta } from './scenarios/nats-kill.js';
 import { networkPartition } from './scenarios/network-partition.js';
+import { memoryPressure } from './scenarios/memory-pressure.js';
 import { observabilityDown } from './scenarios/observability-down.js';
 import { redisDown } from './scenarios/redis-down.js';
 
@@ -11,6 +12,7 @@ export const SCENARIOS: readonly Scenario[] = [
   natsKill,
   natsKillMeta,
   networkPartition,
+  memoryPressure,
   redisDown,
   observabilityDown,
 ];
