@@ -7,6 +7,12 @@ export interface ReadRange {
   readonly lastSeq: number;
   /** Give up when no message arrives for this long. Default 30000 ms. */
   readonly idleTimeoutMs?: number;
+  /**
+   * lastSeq is a message that exists and nothing is removed meanwhile (a restored stream): keep
+   * reading until it arrives, even when the consumer reports nothing pending (a consumer placed on
+   * a replica that is still catching up does). Otherwise "nothing pending" ends the read.
+   */
+  readonly untilLast?: boolean;
 }
 
 /** `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts nanos>.<pending>` (and the 12-token form with domain and account hash). */
@@ -55,6 +61,7 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
   let pullDone = false;
   let emptyPull = false;
   let emptyPulls = 0;
+  let lastActivity = performance.now();
   const pull = (): void => {
     inThisPull = 0;
     pullDone = false;
@@ -63,6 +70,7 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
   const sub = nc.subscribe(inbox, {
     callback: (err, m) => {
       if (err) { failure = err; notify(); return; }
+      lastActivity = performance.now();
       if (m.headers && m.data.length === 0 && m.headers.code >= 100) {
         const code = m.headers.code;
         if (code === 100) return;
@@ -87,7 +95,7 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
       if (inThisPull >= PULL_BATCH) pullDone = true;
       if (ack.seq > range.lastSeq) { finished = true; notify(); return; }
       queue.push({ seq: ack.seq, tsNanos: ack.tsNanos, subject: m.subject, headers: headerPairs(m), data: m.data });
-      if (ack.seq >= range.lastSeq || ack.pending === 0) finished = true;
+      if (ack.seq >= range.lastSeq || (!range.untilLast && ack.pending === 0)) finished = true;
       notify();
     },
   });
@@ -119,17 +127,22 @@ export async function* readStream(nc: RawNatsConnection, stream: string, range: 
         const info = await nc.request(`$JS.API.CONSUMER.INFO.${stream}.${consumerName}`, '', { timeout: 30_000 });
         const ci = JSON.parse(new TextDecoder().decode(info.data)) as { num_pending?: number; error?: { description: string } };
         if (ci.error) throw new Error(`reading ${stream}: ${ci.error.description}`);
-        if ((ci.num_pending ?? 0) === 0) return;
-        if (++emptyPulls * 1000 > idleMs) throw new Error(`reading ${stream}: ${ci.num_pending ?? 0} messages pending but none delivered for ${idleMs} ms`);
+        if ((ci.num_pending ?? 0) === 0 && !range.untilLast) return;
+        if (++emptyPulls * 1000 > idleMs) throw new Error(`reading ${stream}: ${ci.num_pending ?? 0} messages pending, last sequence ${range.lastSeq} not reached, nothing delivered for ${idleMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 100));
         pull();
         continue;
       }
       const timedOut = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(true), idleMs);
+        const timer = setTimeout(() => resolve(true), PULL_EXPIRES_NS / 1e6 + 2000);
         wake = () => { clearTimeout(timer); resolve(false); };
       });
-      if (timedOut && queue.length === 0 && !failure && !finished && !pullDone && !emptyPull) throw new Error(`reading ${stream}: no message for ${idleMs} ms`);
+      if (timedOut && queue.length === 0 && !failure && !finished && !pullDone && !emptyPull) {
+        // Not even the pull's expiry came back: a consumer on a stream whose group is still
+        // electing or catching up can drop the request. Ask again, within the idle limit.
+        if (performance.now() - lastActivity > idleMs) throw new Error(`reading ${stream}: no message for ${idleMs} ms`);
+        pull();
+      }
     }
   } finally {
     sub.unsubscribe();

@@ -170,7 +170,13 @@ async function settle<T>(what: string, fn: () => Promise<T>, deadlineMs = 30_000
 
 async function checkRestored(opts: RestoreOptions, jsm: JetStreamManager, entry: StreamEntry): Promise<string[]> {
   const problems: string[] = [];
-  const info = await settle(`${entry.name} after restore`, () => jsm.streams.info(entry.name));
+  // A restored replicated stream is uploaded to one server and caught up by its peers; until its
+  // leader has every message it may report (and deliver) less. Wait for the manifest's state.
+  const info = await settle(`${entry.name} after restore`, async () => {
+    const i = await jsm.streams.info(entry.name);
+    if (i.state.messages !== entry.messages || i.state.last_seq !== entry.state.last_seq) throw new Error(`still at ${i.state.messages} messages, last seq ${i.state.last_seq}`);
+    return i;
+  }, 60_000).catch(() => jsm.streams.info(entry.name));
   const st = info.state;
   if (st.messages !== entry.messages) problems.push(`${st.messages} messages, manifest says ${entry.messages}`);
   // An empty stream reports first_seq 0 or last_seq + 1 depending on its history; only its last counts.
@@ -182,7 +188,8 @@ async function checkRestored(opts: RestoreOptions, jsm: JetStreamManager, entry:
   const archived = readMessageLog(join(streamDir(opts.archive, entry.name), LOG_FILE))[Symbol.asyncIterator]();
   let firstDifference: string | undefined;
   try {
-    for await (const r of readStream(opts.conn.nc, entry.name, { firstSeq: st.first_seq, lastSeq: st.last_seq })) {
+    const range = { firstSeq: entry.first_seq, lastSeq: entry.messages > 0 ? entry.last_seq : 0, untilLast: true };
+    for await (const r of readStream(opts.conn.nc, entry.name, range)) {
       digest.add(r);
       if (firstDifference) continue;
       const a = await archived.next();
