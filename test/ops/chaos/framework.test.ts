@@ -144,7 +144,8 @@ describe('--target k8s: the kubectl commands (a fake kubectl on PATH records its
   writeFileSync(join(tmp.dir, 'kubectl'), `#!/bin/sh
 echo "$*" >> "${log}"
 case "$*" in
-  *"get pods -n kgents-api"*) printf 'kgents-api-b-2 kgents-api-a-1' ;;
+  *"delete pod kgents-api"*) touch "${log}.deleted" ;;
+  *"get pods -n kgents-api"*) if [ -f "${log}.deleted" ]; then printf 'kgents-api-b-2 kgents-api-c-3'; else printf 'kgents-api-b-2 kgents-api-a-1'; fi ;;
   *"get pods -n kgents-agents"*) printf 'nats-0 nats-1 nats-2' ;;
   *" exec "*) cat "${jsz}" ;;
   *"get deployment/kgents-api"*) printf '2/2' ;;
@@ -167,10 +168,12 @@ esac
     writeFileSync(log, '');
     const fault = await apiKill.inject(ctx);
     assert.equal(fault.details?.pod, 'kgents-api-a-1');
-    assert.equal(await apiKill.recovered(ctx, fault), true);
+    assert.equal(await apiKill.recovered(ctx, fault), true, 'a-1 gone, c-3 is its replacement, 2/2 ready');
+    const list = '--context staging get pods -n kgents-api -l app.kubernetes.io/name=kgents-api -o jsonpath={.items[*].metadata.name}';
     assert.deepEqual(calls(), [
-      '--context staging get pods -n kgents-api -l app.kubernetes.io/name=kgents-api -o jsonpath={.items[*].metadata.name}',
+      list,
       '--context staging delete pod kgents-api-a-1 -n kgents-api --grace-period=0 --force --wait=false',
+      list,
       '--context staging get deployment/kgents-api -n kgents-api -o jsonpath={.status.readyReplicas}/{.spec.replicas}',
     ]);
   });

@@ -32,7 +32,7 @@ export const apiKill: Scenario = {
       if (pods.length < 2) throw new Error(`only one API pod (${pod}): killing it is an outage, not this scenario`);
       const at = Date.now();
       await t.kubectl.deletePod(t.kubectl.layout.apiNamespace, pod);
-      return { description: `kubectl delete pod ${pod} --grace-period=0 --force`, at, details: { pod, pods: pods.length } };
+      return { description: `kubectl delete pod ${pod} --grace-period=0 --force`, at, details: { pod, pods: pods.length, pods_before: pods.join(' ') } };
     }
     throw new ScenarioUnsupportedError('api-kill', t.kind);
   },
@@ -44,6 +44,11 @@ export const apiKill: Scenario = {
       return part?.status === 'running' && part.process !== null && part.process.pid !== fault.details?.pid && part.in_rotation === true;
     }
     if (t.kind === 'k8s') {
+      // The Deployment's ready count lags a force-delete, so also require the deleted pod gone and its
+      // replacement (a pod that was not there before) listed.
+      const before = String(fault.details?.pods_before ?? '').split(' ');
+      const pods = await t.kubectl.apiPods();
+      if (pods.includes(String(fault.details?.pod)) || !pods.some((p) => !before.includes(p))) return false;
       const { ready, desired } = await t.kubectl.replicas(t.kubectl.layout.apiNamespace, `deployment/${t.kubectl.layout.apiDeployment}`);
       return desired > 0 && ready >= desired;
     }
