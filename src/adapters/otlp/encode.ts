@@ -9,26 +9,23 @@ import type { FinishedSpan } from './span.js';
 const KIND: Record<SpanKind, number> = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
 const STATUS_ERROR = 2;
 
-interface AnyValue {
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: string;
-  doubleValue?: number;
+/** One AnyValue as JSON text; JSON.stringify only escapes strings (building objects for it was the cost). */
+function anyValue(value: AttributeValue): string {
+  if (typeof value === 'string') return `{"stringValue":${JSON.stringify(value)}}`;
+  if (typeof value === 'boolean') return `{"boolValue":${value}}`;
+  return Number.isSafeInteger(value) ? `{"intValue":"${value}"}` : `{"doubleValue":${Number.isFinite(value) ? value : 0}}`;
 }
 
-function anyValue(value: AttributeValue): AnyValue {
-  if (typeof value === 'string') return { stringValue: value };
-  if (typeof value === 'boolean') return { boolValue: value };
-  return Number.isSafeInteger(value) ? { intValue: String(value) } : { doubleValue: value };
-}
-
-export function encodeAttributes(attributes: Readonly<Record<string, AttributeValue>>): { key: string; value: AnyValue }[] {
-  const out: { key: string; value: AnyValue }[] = [];
-  for (const key in attributes) {
-    const value = attributes[key];
-    if (value !== undefined) out.push({ key, value: anyValue(value) });
+/** A KeyValue list from alternating keys and values; a key set twice keeps its last value. */
+function encodeList(flat: readonly (string | AttributeValue)[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const key = flat[i] as string;
+    let later = false;
+    for (let j = i + 2; j < flat.length; j += 2) if (flat[j] === key) later = true;
+    if (!later) parts.push(`{"key":${JSON.stringify(key)},"value":${anyValue(flat[i + 1] as AttributeValue)}}`);
   }
-  return out;
+  return `[${parts.join(',')}]`;
 }
 
 /** Epoch milliseconds (with fraction) as a decimal nanosecond string; a double cannot hold ~1.8e18 exactly. */
@@ -44,25 +41,15 @@ export interface ResourceInfo {
   readonly scopeVersion: string;
 }
 
+function encodeSpan(s: FinishedSpan): string {
+  return `{"traceId":"${s.traceId}","spanId":"${s.spanId}"${s.parentSpanId !== undefined ? `,"parentSpanId":"${s.parentSpanId}"` : ''}`
+    + `${s.traceState !== undefined ? `,"traceState":${JSON.stringify(s.traceState)}` : ''},"name":${JSON.stringify(s.name)},"kind":${KIND[s.kind]}`
+    + `,"startTimeUnixNano":"${unixNanoString(s.startMs)}","endTimeUnixNano":"${unixNanoString(s.endMs)}","attributes":${encodeList(s.attributes)}`
+    + `${s.errorDescription !== undefined ? `,"status":{"code":${STATUS_ERROR},"message":${JSON.stringify(s.errorDescription)}}` : ''}}`;
+}
+
 export function encodeSpans(resource: ResourceInfo, spans: readonly FinishedSpan[]): string {
-  return JSON.stringify({
-    resourceSpans: [{
-      resource: { attributes: encodeAttributes(resource.attributes) },
-      scopeSpans: [{
-        scope: { name: resource.scopeName, version: resource.scopeVersion },
-        spans: spans.map((s) => ({
-          traceId: s.traceId,
-          spanId: s.spanId,
-          ...(s.parentSpanId !== undefined && { parentSpanId: s.parentSpanId }),
-          ...(s.traceState !== undefined && { traceState: s.traceState }),
-          name: s.name,
-          kind: KIND[s.kind],
-          startTimeUnixNano: unixNanoString(s.startMs),
-          endTimeUnixNano: unixNanoString(s.endMs),
-          attributes: encodeAttributes(s.attributes),
-          ...(s.errorDescription !== undefined && { status: { code: STATUS_ERROR, message: s.errorDescription } }),
-        })),
-      }],
-    }],
-  });
+  const resourceAttributes = encodeList(Object.entries(resource.attributes).flat());
+  const scope = `{"name":${JSON.stringify(resource.scopeName)},"version":${JSON.stringify(resource.scopeVersion)}}`;
+  return `{"resourceSpans":[{"resource":{"attributes":${resourceAttributes}},"scopeSpans":[{"scope":${scope},"spans":[${spans.map(encodeSpan).join(',')}]}]}]}`;
 }

@@ -18,7 +18,8 @@ export interface FinishedSpan {
   readonly kind: SpanKind;
   readonly startMs: number;
   readonly endMs: number;
-  readonly attributes: Readonly<Record<string, AttributeValue>>;
+  /** Alternating keys and values (a flat array: objects with varying dotted keys were slow to build). */
+  readonly attributes: readonly (string | AttributeValue)[];
   readonly errorDescription: string | undefined;
 }
 
@@ -34,11 +35,10 @@ const MAX_VALUE_LENGTH = 1024;
 export class RecordingSpan implements TraceSpan, FinishedSpan {
   readonly sampled = true;
   readonly spanId = newSpanId();
-  readonly attributes: Record<string, AttributeValue>;
+  readonly attributes: (string | AttributeValue)[] = [];
   readonly startMs = nowMs();
   endMs = 0;
   errorDescription: string | undefined = undefined;
-  private count: number;
 
   constructor(
     private readonly sink: SpanSink,
@@ -49,17 +49,13 @@ export class RecordingSpan implements TraceSpan, FinishedSpan {
     readonly kind: SpanKind,
     attributes: Attributes | undefined,
   ) {
-    this.attributes = attributes ? { ...attributes } : {};
-    this.count = attributes ? Object.keys(attributes).length : 0;
+    if (attributes) for (const key in attributes) this.setAttribute(key, attributes[key] as AttributeValue);
   }
 
+  /** Setting a key twice keeps both; the encoder writes the last one. */
   setAttribute(key: string, value: AttributeValue): void {
-    if (this.endMs !== 0) return;
-    if (!(key in this.attributes)) {
-      if (this.count >= MAX_ATTRIBUTES) return;
-      this.count++;
-    }
-    this.attributes[key] = typeof value === 'string' && value.length > MAX_VALUE_LENGTH ? value.slice(0, MAX_VALUE_LENGTH) : value;
+    if (this.endMs !== 0 || this.attributes.length >= MAX_ATTRIBUTES * 2) return;
+    this.attributes.push(key, typeof value === 'string' && value.length > MAX_VALUE_LENGTH ? value.slice(0, MAX_VALUE_LENGTH) : value);
   }
 
   fail(description: string): void {

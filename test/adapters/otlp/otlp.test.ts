@@ -64,10 +64,10 @@ describe('ids and OTLP JSON encoding', () => {
     assert.equal(tracesUrl('http://gw/otlp'), 'http://gw/otlp/v1/traces');
   });
 
-  test('an encoded batch decodes as the OTLP JSON mapping defines it', () => {
+  test('an encoded batch decodes as the OTLP JSON mapping defines it (a key set twice keeps its last value)', () => {
     const body = encodeSpans({ attributes: { 'service.name': 'kgents-api' }, scopeName: 's', scopeVersion: '1' }, [{
       traceId: TRACE, spanId: SPAN, parentSpanId: undefined, traceState: undefined, name: 'GET /health', kind: 'server',
-      startMs: 1_764_542_400_000.5, endMs: 1_764_542_400_002.25, attributes: { 'http.response.status_code': 200, ratio: 0.5, ok: true, route: '/health' }, errorDescription: 'HTTP 503',
+      startMs: 1_764_542_400_000.5, endMs: 1_764_542_400_002.25, attributes: ['http.response.status_code', 500, 'ratio', 0.5, 'ok', true, 'route', '/health', 'http.response.status_code', 200], errorDescription: 'HTTP 503',
     }]);
     const [span] = decodeOtlpJson(body);
     assert.ok(span);
