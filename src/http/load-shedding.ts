@@ -103,7 +103,7 @@ export class LoadShedder {
       : reason === 'memory' ? `memory at ${pct(rssRatio)} of its limit`
         : `event-loop delay p99 ${Math.round(sample.eventLoopDelayMs)} ms`;
     return new ApiError('ERR_OVERLOADED', `This instance is overloaded (${what}) and sheds new requests; retry in ${retry} s, another instance may answer at once.`,
-      { reason, retry_after_s: retry }, { 'retry-after': String(retry), connection: 'close' });
+      { reason, retry_after_s: retry }, { 'retry-after': String(retry), connection: 'close', 'x-kgents-shed': reason });
   }
 }
 

@@ -394,7 +394,19 @@ export class Balancer {
       if (!res.writableFinished) up.destroy();
     };
     res.once('close', onClientGone);
+    let handedOff = false;
     up.on('response', (ures) => {
+      // A shed request (503 with X-Kgents-Shed) was refused before any work: another instance may take it.
+      if (ures.statusCode === 503 && ures.headers['x-kgents-shed'] !== undefined && this.order.some((b) => b.inRotation && !tried.has(b))) {
+        handedOff = true;
+        ures.resume();
+        finish();
+        res.off('close', onClientGone);
+        this.setReady(backend, false, `shedding load (${String(ures.headers['x-kgents-shed'])})`);
+        this.totals.retries++;
+        this.forward(req, res, body, tried);
+        return;
+      }
       responded = true;
       res.writeHead(ures.statusCode ?? 502, responseHeaders(ures, backend.id));
       ures.pipe(res);
@@ -406,6 +418,7 @@ export class Balancer {
       });
     });
     up.on('error', (err: NodeJS.ErrnoException) => {
+      if (handedOff) return;
       finish();
       res.off('close', onClientGone);
       if (res.destroyed) return;
