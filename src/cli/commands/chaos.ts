@@ -40,7 +40,8 @@ Run
   --out DIR            reports (default data/chaos/<time>/): <scenario>.json and .md
   --json               print the results as JSON
 
-Exit code: 0 every scenario passed its SLA, 1 a check failed or could not be measured, 2 usage error.`;
+Exit code: 0 every scenario passed its SLA (with all: scenarios the deployment cannot run are
+SKIPPED), 1 a check failed or could not be measured, 2 usage error.`;
 
 export const chaosCommand: Command = {
   name: 'chaos',

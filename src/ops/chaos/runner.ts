@@ -5,7 +5,7 @@ import { auditEvents, type EventAudit } from './audit.js';
 import { ChaosLoad } from './load.js';
 import { measure, overallVerdict, type Measurement } from './measure.js';
 import { HealthMonitor } from './monitor.js';
-import type { ChaosContext, ChaosTarget, Fault, Mark, Scenario, SlaCheck } from './scenario.js';
+import { ScenarioUnsupportedError, type ChaosContext, type ChaosTarget, type Fault, type Mark, type Scenario, type SlaCheck } from './scenario.js';
 
 export interface ChaosRunOptions {
   readonly target: ChaosTarget;
@@ -57,7 +57,8 @@ export interface ChaosResult {
   readonly fault: (Fault & { readonly injected_at: string; readonly healed_at: string | null }) | null;
   readonly figures: Measurement | null;
   readonly checks: readonly SlaCheck[];
-  readonly verdict: 'PASS' | 'FAIL' | 'INCOMPLETE';
+  /** SKIPPED: the scenario cannot run against this deployment (ScenarioUnsupportedError); `all` passes over it. */
+  readonly verdict: 'PASS' | 'FAIL' | 'INCOMPLETE' | 'SKIPPED';
   /** Set when the run could not complete (the fault could not be injected, the target was down...). */
   readonly error?: string;
 }
@@ -135,6 +136,7 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
   let healed = !scenario.heal;
   let recoveredAt: number | null = null;
   let error: string | undefined;
+  let skipped = false;
   const loadStartedAt = Date.now();
   monitor.start();
   load.start();
@@ -178,7 +180,8 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
     await abortableSleep(endAt - Date.now(), signal);
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
-    log(`${scenario.name}: ${error}`);
+    skipped = err instanceof ScenarioUnsupportedError && fault === undefined;
+    log(`${scenario.name}: ${skipped ? 'skipped: ' : ''}${error}`);
   } finally {
     if (!healed && fault && scenario.heal) {
       healedAt ??= Date.now();
@@ -197,7 +200,7 @@ export async function runScenario(scenario: Scenario, options: ChaosRunOptions):
   }
   const figures = fault && audit ? measure({ records: load.records, samples: monitor.samples, marks, injectedAt, injectReturnedAt, healedAt, recoveredAt, audit, slowMs }) : null;
   const checks = figures ? scenario.judge(figures) : [];
-  const verdict = error !== undefined ? (checks.some((c) => c.verdict === 'FAIL') ? 'FAIL' : 'INCOMPLETE') : overallVerdict(checks);
+  const verdict = skipped ? 'SKIPPED' : error !== undefined ? (checks.some((c) => c.verdict === 'FAIL') ? 'FAIL' : 'INCOMPLETE') : overallVerdict(checks);
   return {
     ...base, started_at: startedAt.toISOString(), ended_at: new Date().toISOString(),
     fault: fault ? { ...fault, injected_at: new Date(injectedAt).toISOString(), healed_at: healedAt === null ? null : new Date(healedAt).toISOString() } : null,

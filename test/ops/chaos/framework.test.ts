@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { UsageError } from '../../../src/cli/command.js';
@@ -11,7 +13,7 @@ import { parseHealth, type HealthSample } from '../../../src/ops/chaos/monitor.j
 import { parseJsz, pickView } from '../../../src/ops/chaos/nats-leader.js';
 import { SCENARIOS } from '../../../src/ops/chaos/registry.js';
 import { runScenario } from '../../../src/ops/chaos/runner.js';
-import type { ChaosContext, ChaosTarget } from '../../../src/ops/chaos/scenario.js';
+import { ScenarioUnsupportedError, type ChaosContext, type ChaosTarget, type Scenario } from '../../../src/ops/chaos/scenario.js';
 import { apiKill } from '../../../src/ops/chaos/scenarios/api-kill.js';
 import { natsKill } from '../../../src/ops/chaos/scenarios/nats-kill.js';
 import { redisDown } from '../../../src/ops/chaos/scenarios/redis-down.js';
@@ -132,6 +134,30 @@ describe('kgents chaos command line', () => {
     const r = await runScenario(apiKill, { target: urlTarget('http://127.0.0.1:9', []), durationMs: 1000, rate: 1, concurrency: 1, keys: ['k'] });
     assert.equal(r.verdict, 'INCOMPLETE');
     assert.match(r.error ?? '', /does not support a url target/);
+  });
+});
+
+describe('a scenario the deployment cannot run', () => {
+  test('is SKIPPED when its inject throws ScenarioUnsupportedError, after a healthy check and no fault', async () => {
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(req.url === '/health/saas' ? '{"status":"ok"}' : '{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const unsupported: Scenario = {
+        name: 'needs-proxies', summary: 's', sla: 's', targets: ['url'], recoveryTimeoutMs: 1000,
+        inject: () => Promise.reject(new ScenarioUnsupportedError('needs-proxies', 'url', 'no fault proxies')),
+        recovered: () => Promise.resolve(true), judge: () => [],
+      };
+      const r = await runScenario(unsupported, { target: urlTarget(`http://127.0.0.1:${port}`, []), durationMs: 300, warmupMs: 100, tailMs: 0, rate: 10, concurrency: 1, keys: ['k'] });
+      assert.equal(r.verdict, 'SKIPPED');
+      assert.equal(r.fault, null);
+      assert.match(r.error ?? '', /no fault proxies/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
