@@ -13,13 +13,14 @@
  *   1. Create `src/ops/chaos/scenarios/<name>.ts` exporting one `Scenario` object (see api-kill.ts for
  *      a short one). Use `ctx.target` (a discriminated union: `stack` gives you `StackControl` and the
  *      live StackState, `k8s` gives you `Kubectl`, `url` gives you only the URL) to inject the fault;
- *      throw `ScenarioUnsupportedError` for a target you cannot handle and list the kinds you handle
- *      in `targets`.
+ *      list the target kinds you handle in `targets`, and throw `ScenarioUnsupportedError` from
+ *      `inject` when this particular deployment cannot take the fault (the run is then SKIPPED).
  *   2. Call `ctx.mark('detected' | 'recovered' | any-name, detail)` for facts you observe yourself
  *      (e.g. "publishing resumed"); the runner also detects on its own (first failed or slow request,
  *      first health sample not ok).
- *   3. Write `judge(result)` returning one `SlaCheck` per SLA clause; `standardChecks` (measure.ts)
- *      gives the usual "no lost / no duplicated events" and "recovered within N s" checks.
+ *   3. Write `judge(result)` returning one `SlaCheck` per SLA clause; measure.ts has the usual ones:
+ *      `eventChecks` (no lost / no duplicated events), `recoveryCheck` (recovered within N s),
+ *      `servingCheck` (no second without a 2xx, at most N failures).
  *   4. Add it to the list in `src/ops/chaos/registry.ts` (the order is the order of `kgents chaos all`).
  *   5. Add a test under test/ops/chaos/ that runs it against the shared test stack
  *      (test/ops/chaos/stack-fixture.ts) with a short duration, and a section in
