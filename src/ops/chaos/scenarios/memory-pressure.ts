@@ -8,7 +8,7 @@ const READY_AGAIN_MS = 60_000;
 const CONCURRENCY = 16;
 /** Above this the instance would need gigabytes of pressure: the stack was not started for this scenario. */
 const MAX_HEAP_LIMIT_BYTES = 1024 * 1024 * 1024;
-export const MEMORY_PRESSURE_SETUP = 'start the stack with KGENTS_API_NODE_OPTIONS=--max-old-space-size=64 TEST_RETAIN_BYTES_PER_REQUEST=50000 TEST_RETAIN_MS=10000 (docs/runbook.md, memory-pressure)';
+export const MEMORY_PRESSURE_SETUP = 'start the stack with KGENTS_API_NODE_OPTIONS=--max-old-space-size=96 TEST_RETAIN_BYTES_PER_REQUEST=50000 TEST_RETAIN_MS=30000 and run with --rate 10 (docs/runbook.md, memory-pressure)';
 
 interface Run {
   readonly driver: MemoryPressureDriver;
