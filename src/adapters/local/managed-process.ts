@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const live = new Set<ChildProcess>();
@@ -25,7 +25,6 @@ export interface ManagedProcessOptions {
 /** A child server process with a log file, explicit stop/kill, and exit tracking. */
 export class ManagedProcess {
   private child: ChildProcess | undefined;
-  private log: WriteStream | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   private tail = '';
 
@@ -53,9 +52,10 @@ export class ManagedProcess {
     });
     this.child = child;
     live.add(child);
-    this.log = this.options.logFile ? createWriteStream(this.options.logFile, { flags: 'a' }) : undefined;
+    const log = this.options.logFile ? createWriteStream(this.options.logFile, { flags: 'a' }) : undefined;
+    // Output can still arrive after 'exit' (the pipes drain later), so this child's log closes on 'close'.
     const onData = (chunk: Buffer): void => {
-      this.log?.write(chunk);
+      if (log?.writableEnded === false) log.write(chunk);
       this.tail = (this.tail + chunk.toString('utf8')).slice(-4096);
     };
     child.stdout?.on('data', onData);
@@ -68,9 +68,9 @@ export class ManagedProcess {
       });
       child.once('exit', (code) => {
         live.delete(child);
-        this.log?.end();
         resolve(code);
       });
+      child.once('close', () => log?.end());
     });
   }
 
