@@ -98,6 +98,13 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  readonly circuitEarlyProbes = new Counter({
+    name: 'kgents_circuit_early_probes_total',
+    help: 'Early probes: the open circuit half-opened before its reset timer because the bus looked back, by signal (reconnect, leader_elected, stream_info).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly fallbackDrained = new Counter({
     name: 'kgents_fallback_queue_drained_total',
     help: 'Usage events published back to JetStream from the fallback queue.',

@@ -10,6 +10,8 @@ import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
 import { disabledExporterStatus, UsageExporter } from '../adapters/openmeter/exporter.js';
 import { NatsBillingBackend } from '../adapters/stripe/nats-billing.js';
 import { serveBusProbe } from '../adapters/nats/admin-bus.js';
+import { watchBusRecovery } from '../adapters/nats/bus-recovery.js';
+import { USAGE_STREAM } from '../adapters/nats/streams.js';
 import type { BusAdmin } from '../http/routes/admin.js';
 import { CircuitBreaker } from '../domain/metering/circuit-breaker.js';
 import { DurableMeter } from '../domain/metering/durable-meter.js';
@@ -197,6 +199,11 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
   }
 }
 
+/** At most one early breaker probe per this interval (reconnect, leader elected, stream info). */
+const EARLY_PROBE_INTERVAL_MS = 3000;
+/** While the breaker is open, USAGE stream info is asked for this often. */
+const EARLY_PROBE_CHECK_MS = 2000;
+
 /**
  * The metering pipeline: breaker, JetStream publisher, on-disk fallback queue and its drainer. The
  * queue opens even without NATS, so usage is never dropped: it waits on disk for a bus.
@@ -211,6 +218,7 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
     resetTimeoutMs: config.BREAKER_RESET_TIMEOUT_MS,
     successThreshold: config.BREAKER_SUCCESS_THRESHOLD,
+    earlyProbeIntervalMs: EARLY_PROBE_INTERVAL_MS,
   });
   const stateValue = { closed: 0, half_open: 1, open: 2 } as const;
   breaker.onTransition((t) => {
@@ -218,7 +226,10 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     metrics.circuitTransitions.inc({ to: t.to });
     metrics.setMode('nats', t.to === 'closed' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
     const fields = { component: 'metering', from: t.from, to: t.to, reason: t.reason, fallback_queue_depth: queue.depth };
-    if (t.to === 'closed') log.info(fields, 'circuit breaker closed: usage events go to JetStream');
+    if (t.earlyProbe !== undefined) {
+      metrics.circuitEarlyProbes.inc({ reason: t.earlyProbe });
+      log.warn({ ...fields, early_probe: t.earlyProbe }, 'circuit breaker half-open early (the bus looks back): probing JetStream');
+    } else if (t.to === 'closed') log.info(fields, 'circuit breaker closed: usage events go to JetStream');
     else log.warn(fields, t.to === 'open' ? 'circuit breaker opened: usage events go to the fallback queue' : 'circuit breaker half-open: probing JetStream');
   });
   const publisher = nats ? new JetStreamUsagePublisher(nats, config.PUBLISH_TIMEOUT_MS) : undefined;
@@ -234,10 +245,17 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
   metrics.circuitState.set(stateValue[breaker.state]);
   metrics.setMode('nats', breaker.state === 'closed' ? 'jetstream' : 'fallback', ['jetstream', 'fallback']);
   metrics.observeMeter(() => meter.status());
-  // The connection's own events move the breaker faster than counting failed publishes would.
+  // The connection's own events move the breaker faster than counting failed publishes would, and
+  // evidence that the bus is back (reconnect, new USAGE leader, stream info answered) probes early
+  // instead of waiting for BREAKER_RESET_TIMEOUT_MS.
   const stopFollowing = nats?.onStatusChange((h) => {
     if (h.status === 'down') breaker.trip(`NATS connection lost${h.last_error ? `: ${h.last_error}` : ''}`);
-    else breaker.forceProbe('NATS connection restored');
+    else breaker.probeNow('reconnect');
+  });
+  const stopWatching = nats && watchBusRecovery(nats, { stream: USAGE_STREAM, wanted: () => breaker.state === 'open', checkIntervalMs: EARLY_PROBE_CHECK_MS }, (signal, detail) => {
+    if (breaker.state !== 'open') return;
+    const outcome = breaker.probeNow(signal);
+    if (outcome === 'deferred') log.info({ component: 'metering', early_probe: signal, detail }, 'bus looks back; early probe deferred (one per interval)');
   });
   if (queue.depth > 0) log.warn({ fallback_queue_depth: queue.depth }, 'fallback queue holds usage events from an earlier run; draining them');
   meter.start();
@@ -245,6 +263,7 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     meter,
     close: async () => {
       stopFollowing?.();
+      stopWatching?.();
       // A pod being replaced may lose its disk: hand queued events to JetStream first when it answers.
       if (publisher && breaker.state !== 'open' && queue.depth > 0) {
         log.info({ fallback_queue_depth: queue.depth }, 'shutdown: draining the fallback queue before exit');

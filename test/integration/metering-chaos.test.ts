@@ -140,4 +140,71 @@ describe('metering through crashes and leader elections', () => {
       dir.remove();
     }
   });
+
+  test('proof 5: after a USAGE leader kill the breaker probes early (new leader), not after its 30 s timer', async () => {
+    const cluster = await startNatsCluster(3);
+    const dir = tempDir();
+    // Default BREAKER_RESET_TIMEOUT_MS (30 s) and PUBLISH_TIMEOUT_MS: recovery must not wait for the timer.
+    const a = await startApi({ NATS_URLS: cluster.urls.join(','), NATS_REPLICAS: '3', DATA_DIR: dir.dir, RATE_LIMITS: 'free=1,pro=1,enterprise=10000000' }, 'p5');
+    const { app, services } = a;
+    const transitions: { at: number; to: string; reason: string; early?: string }[] = [];
+    const off = services.meter.breaker.onTransition((t) => transitions.push({ at: performance.now(), to: t.to, reason: t.reason, ...(t.earlyProbe !== undefined && { early: t.earlyProbe }) }));
+    try {
+      const { key } = await createKey(services.keys, 'acme', 'enterprise', ['write']);
+      const answered: string[] = [];
+      let running = true;
+      let n = 0;
+      const load = Promise.all(Array.from({ length: 6 }, async (_, w) => {
+        while (running) {
+          const id = `p5-${w}-${n++}`;
+          const res = await app.inject({ method: 'POST', url: '/v1/agentese/invoke', headers: { 'x-api-key': key, 'x-request-id': id }, payload: { path: 'world.house.manifest' } });
+          assert.equal(res.statusCode, 200, res.body);
+          answered.push(id);
+          await sleep(5);
+        }
+      }));
+      // Live publishes (circuit closed) are what "publishing resumed" means; sampled from the metric.
+      const publishedCount = async (): Promise<number> => Number((await app.inject('/metrics')).body.match(/kgents_usage_events_total\{[^}]*outcome="published"[^}]*\} (\d+)/)?.[1] ?? '0');
+      await sleep(1000);
+      const nc = await connect({ servers: cluster.urls });
+      const info = await (await jetstreamManager(nc)).streams.info(USAGE_STREAM);
+      await nc.close();
+      const leaderName = info.cluster?.leader;
+      const leader = cluster.servers.find((s) => s.name === leaderName);
+      assert.ok(leader, `USAGE leader ${leaderName} is one of ours`);
+      const killedAt = performance.now();
+      await leader.kill();
+      let resumedAt: number | undefined;
+      let last = await publishedCount();
+      const deadline = killedAt + 40_000;
+      while (performance.now() < deadline) {
+        await sleep(100);
+        const now = await publishedCount();
+        const opened = transitions.some((t) => t.to === 'open');
+        if (opened && services.meter.breaker.state === 'closed' && now > last) {
+          resumedAt = performance.now();
+          break;
+        }
+        last = now;
+      }
+      running = false;
+      await load;
+      assert.ok(await services.meter.drained(60_000));
+      const openedAt = transitions.find((t) => t.to === 'open')?.at;
+      const early = transitions.filter((t) => t.early !== undefined).map((t) => `${t.early}@${((t.at - killedAt) / 1000).toFixed(1)}s`);
+      const probes = (await app.inject('/metrics')).body.match(/kgents_circuit_early_probes_total\{[^}]*\} \d+/g) ?? [];
+      console.log(`# proof 5: leader ${leaderName} killed; breaker opened after ${openedAt === undefined ? 'never' : `${((openedAt - killedAt) / 1000).toFixed(1)} s`}; events published to JetStream again after ${resumedAt === undefined ? 'never' : `${((resumedAt - killedAt) / 1000).toFixed(1)} s`} (breaker timer: 30 s); early probes: ${early.join(', ') || 'none'}; ${probes.join(', ')}`);
+      console.log(`# proof 5 transitions: ${transitions.map((t) => `${((t.at - killedAt) / 1000).toFixed(1)}s ${t.to} (${t.reason})`).join('; ')}`);
+      assert.ok(openedAt !== undefined, 'the leader kill opened the breaker (otherwise this proves nothing)');
+      assert.ok(resumedAt !== undefined && resumedAt - killedAt < 20_000, 'publishing resumed well before the 30 s timer');
+      assert.ok(early.length > 0, 'an early probe closed the circuit');
+      assertNoLossNoDuplicates('proof 5', answered, [], await readAllUsage(cluster.servers.filter((s) => s !== leader).map((s) => s.url)));
+      await leader.start();
+    } finally {
+      off();
+      await a.close();
+      await cluster.cleanup();
+      dir.remove();
+    }
+  });
 });

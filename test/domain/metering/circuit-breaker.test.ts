@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { describe, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CircuitBreaker, type Transition } from '../../../src/domain/metering/circuit-breaker.js';
 
@@ -70,5 +70,113 @@ describe('circuit breaker', () => {
     b.forceProbe();
     assert.equal(b.state, 'half_open');
     b.close();
+  });
+
+  describe('early probes (fake clock)', () => {
+    function fake(): { b: CircuitBreaker; transitions: Transition[]; advance: (ms: number) => void; done: () => void } {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      let now = 1_000_000;
+      const b = new CircuitBreaker({ failureThreshold: 3, resetTimeoutMs: 30_000, successThreshold: 2, earlyProbeIntervalMs: 3000, now: () => now });
+      const transitions: Transition[] = [];
+      b.onTransition((t) => transitions.push(t));
+      return {
+        b, transitions,
+        advance: (ms) => {
+          now += ms;
+          mock.timers.tick(ms);
+        },
+        done: () => {
+          b.close();
+          mock.timers.reset();
+        },
+      };
+    }
+
+    test('probeNow half-opens an open circuit at once and says why; the transition carries the signal', () => {
+      const { b, transitions, advance, done } = fake();
+      for (let i = 0; i < 3; i++) b.recordFailure('no leader');
+      advance(5000);
+      assert.equal(b.probeNow('leader_elected'), 'probing');
+      assert.equal(b.state, 'half_open');
+      const last = transitions.at(-1);
+      assert.equal(last?.earlyProbe, 'leader_elected');
+      assert.match(last?.reason ?? '', /early probe: leader_elected/);
+      b.recordSuccess();
+      b.recordSuccess();
+      assert.equal(b.state, 'closed');
+      done();
+    });
+
+    test('probeNow does nothing unless the circuit is open', () => {
+      const { b, transitions, done } = fake();
+      assert.equal(b.probeNow('reconnect'), 'ignored');
+      b.trip('x');
+      b.forceProbe();
+      assert.equal(b.probeNow('reconnect'), 'ignored');
+      assert.deepEqual(transitions.map((t) => t.to), ['open', 'half_open']);
+      done();
+    });
+
+    test('a failed early probe reopens the circuit and restarts the 30 s timer', () => {
+      const { b, transitions, advance, done } = fake();
+      b.trip('connection lost');
+      advance(20_000);
+      b.probeNow('reconnect');
+      b.recordFailure('publish timed out');
+      assert.equal(b.state, 'open');
+      advance(29_000);
+      assert.equal(b.state, 'open', 'the timer restarted when the probe failed, it did not keep the old deadline');
+      advance(1000);
+      assert.equal(b.state, 'half_open');
+      assert.match(transitions.at(-1)?.reason ?? '', /reset timeout of 30000 ms/);
+      assert.equal(transitions.at(-1)?.earlyProbe, undefined);
+      done();
+    });
+
+    test('at most one early probe per interval: a signal inside it is deferred to its end, not dropped, and signals do not pile up', () => {
+      const { b, transitions, advance, done } = fake();
+      b.trip('connection lost');
+      assert.equal(b.probeNow('reconnect'), 'probing');
+      b.recordFailure('no leader yet');
+      advance(500);
+      for (let i = 0; i < 20; i++) assert.equal(b.probeNow('stream_info'), 'deferred');
+      assert.equal(b.state, 'open');
+      advance(2499);
+      assert.equal(b.state, 'open');
+      advance(1);
+      assert.equal(b.state, 'half_open');
+      assert.deepEqual(transitions.filter((t) => t.earlyProbe !== undefined).map((t) => t.earlyProbe), ['reconnect', 'stream_info']);
+      b.recordFailure('still no leader');
+      advance(10_000);
+      assert.equal(b.state, 'open', 'the 20 deferred signals caused one probe, not 20');
+      done();
+    });
+
+    test('the reset timer still half-opens with no signal at all', () => {
+      const { b, advance, done } = fake();
+      b.trip('connection lost');
+      advance(29_999);
+      assert.equal(b.state, 'open');
+      advance(1);
+      assert.equal(b.state, 'half_open');
+      done();
+    });
+
+    test('a deferred probe is dropped when the circuit closes meanwhile', () => {
+      const { b, transitions, advance, done } = fake();
+      b.trip('x');
+      b.probeNow('reconnect');
+      b.recordFailure('y');
+      b.probeNow('leader_elected');
+      b.forceProbe();
+      b.recordSuccess();
+      b.recordSuccess();
+      assert.equal(b.state, 'closed');
+      b.trip('z');
+      advance(3000);
+      assert.equal(b.state, 'open');
+      assert.equal(transitions.filter((t) => t.earlyProbe !== undefined).length, 1);
+      done();
+    });
   });
 });

@@ -14,7 +14,7 @@ import { readState } from '../../../src/ops/stack/state.js';
 import { tempDir } from '../../harness/servers.js';
 
 // Budget: about 60-90 s on a loaded 2-core machine (stack start ~15 s, a 8 s partition, recovery
-// bounded by the breaker's 30 s reset timeout, the USAGE audit). Longer runs: kgents chaos
+// under 1 s thanks to the breaker's early stream-info probe, the USAGE audit). Longer runs: kgents chaos
 // network-partition --duration ... (docs/chaos-baseline.md).
 describe('network-partition: the API cut off from NATS by hanging connections (real stack with NATS fault proxies)', () => {
   const tmp = tempDir('kgents-partition-');
