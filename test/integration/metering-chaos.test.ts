@@ -141,7 +141,7 @@ describe('metering through crashes and leader elections', () => {
     }
   });
 
-  test('proof 5: after a USAGE leader kill the breaker probes early (new leader), not after its 30 s timer', async () => {
+  test('proof 4b: after a USAGE leader kill the breaker probes early (new leader), not after its 30 s timer', async () => {
     const cluster = await startNatsCluster(3);
     const dir = tempDir();
     // Default BREAKER_RESET_TIMEOUT_MS (30 s) and PUBLISH_TIMEOUT_MS: recovery must not wait for the timer.
@@ -193,12 +193,12 @@ describe('metering through crashes and leader elections', () => {
       const openedAt = transitions.find((t) => t.to === 'open')?.at;
       const early = transitions.filter((t) => t.early !== undefined).map((t) => `${t.early}@${((t.at - killedAt) / 1000).toFixed(1)}s`);
       const probes = (await app.inject('/metrics')).body.match(/kgents_circuit_early_probes_total\{[^}]*\} \d+/g) ?? [];
-      console.log(`# proof 5: leader ${leaderName} killed; breaker opened after ${openedAt === undefined ? 'never' : `${((openedAt - killedAt) / 1000).toFixed(1)} s`}; events published to JetStream again after ${resumedAt === undefined ? 'never' : `${((resumedAt - killedAt) / 1000).toFixed(1)} s`} (breaker timer: 30 s); early probes: ${early.join(', ') || 'none'}; ${probes.join(', ')}`);
-      console.log(`# proof 5 transitions: ${transitions.map((t) => `${((t.at - killedAt) / 1000).toFixed(1)}s ${t.to} (${t.reason})`).join('; ')}`);
+      console.log(`# proof 4b: leader ${leaderName} killed; breaker opened after ${openedAt === undefined ? 'never' : `${((openedAt - killedAt) / 1000).toFixed(1)} s`}; events published to JetStream again after ${resumedAt === undefined ? 'never' : `${((resumedAt - killedAt) / 1000).toFixed(1)} s`} (breaker timer: 30 s); early probes: ${early.join(', ') || 'none'}; ${probes.join(', ')}`);
+      console.log(`# proof 4b transitions: ${transitions.map((t) => `${((t.at - killedAt) / 1000).toFixed(1)}s ${t.to} (${t.reason})`).join('; ')}`);
       assert.ok(openedAt !== undefined, 'the leader kill opened the breaker (otherwise this proves nothing)');
       assert.ok(resumedAt !== undefined && resumedAt - killedAt < 20_000, 'publishing resumed well before the 30 s timer');
       assert.ok(early.length > 0, 'an early probe closed the circuit');
-      assertNoLossNoDuplicates('proof 5', answered, [], await readAllUsage(cluster.servers.filter((s) => s !== leader).map((s) => s.url)));
+      assertNoLossNoDuplicates('proof 4b', answered, [], await readAllUsage(cluster.servers.filter((s) => s !== leader).map((s) => s.url)));
       await leader.start();
     } finally {
       off();
