@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { UsageError } from '../../../src/cli/command.js';
 import { compareEvents, type EventAudit } from '../../../src/ops/chaos/audit.js';
 import { buildChaosPlan } from '../../../src/ops/chaos/execute.js';
@@ -18,7 +18,7 @@ import { apiKill } from '../../../src/ops/chaos/scenarios/api-kill.js';
 import { natsKill } from '../../../src/ops/chaos/scenarios/nats-kill.js';
 import { redisDown } from '../../../src/ops/chaos/scenarios/redis-down.js';
 import { k8sTarget, urlTarget } from '../../../src/ops/chaos/targets.js';
-import { tempDir } from '../../harness/servers.js';
+import { installFakeKubectl } from '../../harness/fake-kubectl.js';
 
 // Budget: well under a second; no servers.
 
@@ -162,29 +162,15 @@ describe('a scenario the deployment cannot run', () => {
 });
 
 describe('--target k8s: the kubectl commands (a fake kubectl on PATH records its arguments)', () => {
-  const tmp = tempDir('kgents-chaos-kubectl-');
-  const log = join(tmp.dir, 'calls.log');
-  const jsz = join(tmp.dir, 'jsz.json');
-  writeFileSync(log, '');
-  writeFileSync(jsz, JSON.stringify({ meta_cluster: { leader: 'nats-0' }, account_details: [{ stream_detail: [{ name: 'USAGE', cluster: { leader: 'nats-1', replicas: [{ name: 'nats-0', current: true }, { name: 'nats-2', current: true }] }, state: { last_seq: 10 } }] }] }));
-  writeFileSync(join(tmp.dir, 'kubectl'), `#!/bin/sh
-echo "$*" >> "${log}"
-case "$*" in
-  *"delete pod kgents-api"*) touch "${log}.deleted" ;;
-  *"get pods -n kgents-api"*) if [ -f "${log}.deleted" ]; then printf 'kgents-api-b-2 kgents-api-c-3'; else printf 'kgents-api-b-2 kgents-api-a-1'; fi ;;
+  const { log } = installFakeKubectl('kgents-chaos-kubectl-', (d, l) => {
+    writeFileSync(join(d, 'jsz.json'), JSON.stringify({ meta_cluster: { leader: 'nats-0' }, account_details: [{ stream_detail: [{ name: 'USAGE', cluster: { leader: 'nats-1', replicas: [{ name: 'nats-0', current: true }, { name: 'nats-2', current: true }] }, state: { last_seq: 10 } }] }] }));
+    return `  *"delete pod kgents-api"*) touch "${l}.deleted" ;;
+  *"get pods -n kgents-api"*) if [ -f "${l}.deleted" ]; then printf 'kgents-api-b-2 kgents-api-c-3'; else printf 'kgents-api-b-2 kgents-api-a-1'; fi ;;
   *"get pods -n kgents-agents"*) printf 'nats-0 nats-1 nats-2' ;;
-  *" exec "*) cat "${jsz}" ;;
+  *" exec "*) cat "${join(d, 'jsz.json')}" ;;
   *"get deployment/kgents-api"*) printf '2/2' ;;
   *"get statefulset/"*) printf '1/1' ;;
-  *"get pod nats-1"*) printf 'uid-1' ;;
-esac
-`);
-  chmodSync(join(tmp.dir, 'kubectl'), 0o755);
-  const savedPath = process.env.PATH;
-  process.env.PATH = `${tmp.dir}:${savedPath ?? ''}`;
-  after(() => {
-    process.env.PATH = savedPath;
-    tmp.remove();
+  *"get pod nats-1"*) printf 'uid-1' ;;`;
   });
   const target: ChaosTarget = k8sTarget('http://api.staging.example', [], { context: 'staging' });
   const ctx: ChaosContext = { target, faultMs: 1000, log: () => undefined, mark: () => undefined, health: () => [], signal: new AbortController().signal };

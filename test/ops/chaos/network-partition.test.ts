@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runScenario } from '../../../src/ops/chaos/runner.js';
@@ -11,6 +11,7 @@ import { hasNatsFaults } from '../../../src/ops/stack/faults.js';
 import { createStackKey } from '../../../src/ops/stack/keys.js';
 import { Stack } from '../../../src/ops/stack/stack.js';
 import { readState } from '../../../src/ops/stack/state.js';
+import { installFakeKubectl } from '../../harness/fake-kubectl.js';
 import { tempDir } from '../../harness/servers.js';
 
 // Budget: about 60-90 s on a loaded 2-core machine (stack start ~15 s, a 8 s partition, recovery
@@ -78,26 +79,11 @@ describe('network-partition: the API cut off from NATS by hanging connections (r
 });
 
 describe('network-partition --target k8s: the kubectl commands (a fake kubectl on PATH records its arguments)', () => {
-  const tmp = tempDir('kgents-partition-kubectl-');
-  const log = join(tmp.dir, 'calls.log');
-  const policyFile = join(tmp.dir, 'policy.json');
+  const { dir, log } = installFakeKubectl('kgents-partition-kubectl-', (d) => `  *"get networkpolicy"*) cat "${join(d, 'policy.json')}" ;;`);
+  const policyFile = join(dir, 'policy.json');
   const natsRule = { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats' } } }], ports: [{ protocol: 'TCP', port: 4222 }] };
   const redisRule = { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }], ports: [{ protocol: 'TCP', port: 6379 }] };
   const policy = (egress: unknown[]): string => JSON.stringify({ kind: 'NetworkPolicy', metadata: { name: 'kgents-api-egress' }, spec: { egress } });
-  writeFileSync(log, '');
-  writeFileSync(join(tmp.dir, 'kubectl'), `#!/bin/sh
-echo "$*" >> "${log}"
-case "$*" in
-  *"get networkpolicy"*) cat "${policyFile}" ;;
-esac
-`);
-  chmodSync(join(tmp.dir, 'kubectl'), 0o755);
-  const savedPath = process.env.PATH;
-  process.env.PATH = `${tmp.dir}:${savedPath ?? ''}`;
-  after(() => {
-    process.env.PATH = savedPath;
-    tmp.remove();
-  });
   const ctx: ChaosContext = {
     target: k8sTarget('http://api.staging.example', [], { context: 'staging' }), faultMs: 1000, log: () => undefined, mark: () => undefined, signal: new AbortController().signal,
     health: () => [{ at: Date.now(), endpoint: 'http://api.staging.example', ok: true, status: 'ok', circuit: 'closed', queue_depth: 0 }],
