@@ -34,6 +34,7 @@ import { formatAreaComparison, formatProfileSummary, summariseCpuProfile, type P
 import { startCpuWatch, waitForQuiet } from './lib/cpu.js';
 import { benchDrain, type DrainFigures } from './lib/drain.js';
 import { killLoadGenerators, runLoad } from './lib/load.js';
+import { SERVER_CPU, otherCpus, pin, pinUnavailable } from './lib/pin.js';
 import { benchFallbackQueue, formatFallbackQueueResults, type FallbackQueueBenchResults } from './fallback-queue.js';
 import type { LoadJob, LoadSummary } from './lib/load-types.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
@@ -99,6 +100,7 @@ interface Options {
   targets: TargetName[];
   wrk: boolean;
   profile: boolean;
+  pin: boolean;
   out: string;
   keep: boolean;
   quick: boolean;
@@ -126,6 +128,7 @@ function parseOptions(argv: readonly string[]): Options {
       quick: { type: 'boolean', default: false },
       wrk: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      pin: { type: 'boolean', default: false },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
       retries: { type: 'string' },
@@ -151,6 +154,7 @@ function parseOptions(argv: readonly string[]): Options {
     targets: TARGET_NAMES.filter((t) => targets.includes(t)),
     wrk: values.wrk === true,
     profile,
+    pin: values.pin === true || env.BENCH_PIN === '1',
     out: values.out ?? join(ROOT, 'bench', 'results', profile ? 'profile.json' : 'latest.json'),
     keep: values.keep === true,
     quick,
@@ -278,6 +282,7 @@ async function main(): Promise<number> {
   log(`kgents bench  ${formatMachine(machine)}, code ${revision}`);
   log(`${opts.connections} connections, no pipelining, ${opts.durationS} s per run, ${opts.rounds} round(s) interleaved across targets, ${opts.warmupS} s warm-up per target${opts.quick ? ' (--quick)' : ''}`);
   log('Load generator (autocannon, own process) and servers share this machine\'s cores: compare ratios within one run, not absolute figures across machines.');
+  if (opts.pin) log(`--pin: the server under test runs alone on CPU ${SERVER_CPU}; the load generator, nats-server and redis-server share CPU(s) ${otherCpus()}.`);
   if (opts.profile) log('PROFILE RUN: the servers run under --cpu-prof, which slows them; these figures are not comparable to a normal run.');
 
   const dir = mkdtempSync(join(tmpdir(), 'kgents-bench-'));
@@ -307,8 +312,17 @@ async function main(): Promise<number> {
   const profileSummaries: ProfileSummary[] = [];
   try {
     log(`\nstarting nats-server, redis-server, the API and the bare server in ${dir} ...`);
+    if (opts.pin) {
+      const why = await pinUnavailable();
+      if (why) throw new Error(`--pin ${why}`);
+    }
     stack = await startStack({ dir, ...(profileDir && { cpuProfileDir: profileDir }) });
     const s = stack;
+    if (opts.pin) {
+      for (const pid of [s.pids.api, s.pids.apiNoMeter, s.pids.bare]) await pin(pid, String(SERVER_CPU));
+      for (const pid of [s.pids.nats, s.pids.redis]) await pin(pid, otherCpus());
+    }
+    const generatorCpus = opts.pin ? otherCpus() : undefined;
     for (const target of selected) await sanityCheck(s, target);
 
     const jobFor = (target: Target, durationS: number): LoadJob => ({
@@ -321,7 +335,7 @@ async function main(): Promise<number> {
     if (opts.warmupS > 0) {
       for (const target of selected) {
         if (interrupted) throw new Error('interrupted');
-        const warm = await runLoad(jobFor(target, opts.warmupS));
+        const warm = await runLoad(jobFor(target, opts.warmupS), generatorCpus);
         log(`warm-up  ${target.name.padEnd(11)} ${fmtInt(warm.rps).padStart(7)} req/s`);
         problems.push(...runProblems(`warm-up ${target.name}`, warm));
       }
@@ -345,7 +359,7 @@ async function main(): Promise<number> {
             if (waited === undefined) log(`  (the machine did not go quiet within ${opts.quietWaitS} s; measuring anyway)`);
           }
           const watch = startCpuWatch(pidsFor(target));
-          const summary = await runLoad(jobFor(target, opts.durationS));
+          const summary = await runLoad(jobFor(target, opts.durationS), generatorCpus);
           const cpu: Record<string, number> = { ...watch.stop(), generator: summary.generatorCpuPct };
           if (cpu.machine !== undefined) {
             const ours = (cpu.server ?? 0) + (cpu.generator ?? 0) + (cpu.redis ?? 0) + (cpu.nats ?? 0);
@@ -475,7 +489,7 @@ async function main(): Promise<number> {
   const report = {
     machine,
     revision,
-    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, drainEvents: opts.drainEvents },
+    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, pin: opts.pin, drainEvents: opts.drainEvents },
     notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
     results,
     runs: records,

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { LoadJob, LoadSummary, WorkerMessage } from './load-types.js';
+import { pin } from './pin.js';
 
 const WORKER = join(import.meta.dirname, '..', 'load-worker.js');
 const live = new Set<ChildProcess>();
@@ -12,8 +13,8 @@ export function killLoadGenerators(): void {
 
 process.on('exit', killLoadGenerators);
 
-/** Runs one autocannon job in a fresh child process and returns its summary. */
-export function runLoad(job: LoadJob): Promise<LoadSummary> {
+/** Runs one autocannon job in a fresh child process and returns its summary; `cpus`: pin the generator there first (taskset list). */
+export function runLoad(job: LoadJob, cpus?: string): Promise<LoadSummary> {
   return new Promise((resolve, reject) => {
     const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     live.add(child);
@@ -40,6 +41,10 @@ export function runLoad(job: LoadJob): Promise<LoadSummary> {
       live.delete(child);
       finish(new Error(`load generator exited (code ${code}, signal ${signal}) without a result`));
     });
-    child.send(job);
+    if (cpus === undefined) child.send(job);
+    else pin(child.pid, cpus).then(() => child.send(job), (err: unknown) => {
+      child.kill('SIGKILL');
+      finish(err instanceof Error ? err : new Error(String(err)));
+    });
   });
 }

@@ -111,15 +111,17 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   // First, so that even a request refused while closing has its span.
   if (deps.tracer) installTracing(app, deps.tracer);
 
+  const shedding = config.LOAD_SHEDDING === 'on' ? installLoadShedding(app, config, { metrics, health, ...(deps.pressure && { source: deps.pressure }) }) : undefined;
+  // One hook for request id, shutdown and load shedding: every hook Fastify runs costs each request.
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     if (closing) {
       done(new ApiError('ERR_SERVICE_UNAVAILABLE', 'This instance is shutting down; retry.', undefined, { 'retry-after': '1' }));
       return;
     }
+    if (shedding?.refuse(request, reply)) return;
     done();
   });
-  const shedder = config.LOAD_SHEDDING === 'on' ? installLoadShedding(app, config, { metrics, health, ...(deps.pressure && { source: deps.pressure }) }) : undefined;
   if (config.TEST_RETAIN_BYTES_PER_REQUEST > 0) installTestRetention(app, config.TEST_RETAIN_BYTES_PER_REQUEST, config.TEST_RETAIN_MS);
 
   const idem: IdempotencyOptions = { store: deps.idempotency, metrics, ttlS: config.IDEMPOTENCY_TTL_S };
@@ -166,7 +168,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     done();
   });
 
-  healthRoutes(app, { version, lifecycle, health, metrics, overloaded: () => shedder?.reason });
+  healthRoutes(app, { version, lifecycle, health, metrics, overloaded: () => shedding?.shedder.reason });
   agenteseRoutes(app, { limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }) });
   usageRoutes(app, { ...(deps.usage && { usage: deps.usage }) });
   adminRoutes(app, { instance: config.INSTANCE_ID, ...(deps.bus && { bus: deps.bus }) });

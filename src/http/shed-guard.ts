@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProcessPressureMonitor, type PressureSource } from '../adapters/local/pressure-monitor.js';
 import type { Config } from '../config/load.js';
 import { registerLoadMetrics } from '../observability/load-metrics.js';
@@ -8,10 +8,11 @@ import type { HealthRegistry } from './health.js';
 import { LoadShedder } from './load-shedding.js';
 
 /**
- * Installs the admission guard: an onRequest hook that refuses new work while the process is over
- * its thresholds. Register it after the shutdown check, so a closing instance still says so.
+ * Installs load shedding: the pressure monitor, its metrics, health component and logs. Returns
+ * `refuse`, which app.ts calls from its one onRequest hook (after the shutdown check, so a closing
+ * instance still says so): true when it has answered the request with 503 ERR_OVERLOADED.
  */
-export function installLoadShedding(app: FastifyInstance, config: Config, deps: { source?: PressureSource; metrics: ApiMetrics; health: HealthRegistry }): LoadShedder {
+export function installLoadShedding(app: FastifyInstance, config: Config, deps: { source?: PressureSource; metrics: ApiMetrics; health: HealthRegistry }): LoadShedding {
   const source = deps.source ?? new ProcessPressureMonitor({ sampleMs: config.SHED_SAMPLE_MS, memoryLimitBytes: config.MEMORY_LIMIT_BYTES });
   const shedder = new LoadShedder(source, {
     eventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS,
@@ -44,18 +45,17 @@ export function installLoadShedding(app: FastifyInstance, config: Config, deps: 
     };
   });
 
-  app.addHook('onRequest', (request, reply, done) => {
-    const refusal = shedder.refusalFor(request.routeOptions.url);
-    if (refusal) {
-      const reason = shedder.reason;
-      if (reason) counters[reason].inc();
-      // Answered here rather than thrown: the error handler logs every 5xx with a stack, which is
-      // the last thing an overloaded process should spend its time on.
-      void sendError(request, reply, refusal);
-      return;
-    }
-    done();
-  });
+  const refuse = (request: FastifyRequest, reply: FastifyReply): boolean => {
+    // routeOptions builds an object on every read: only look at the route while shedding.
+    const refusal = shedder.reason === undefined ? undefined : shedder.refusalFor(request.routeOptions.url);
+    if (!refusal) return false;
+    const reason = shedder.reason;
+    if (reason) counters[reason].inc();
+    // Answered here rather than thrown: the error handler logs every 5xx with a stack, which is
+    // the last thing an overloaded process should spend its time on.
+    void sendError(request, reply, refusal);
+    return true;
+  };
   app.addHook('onReady', (done) => {
     source.start();
     done();
@@ -64,7 +64,12 @@ export function installLoadShedding(app: FastifyInstance, config: Config, deps: 
     source.stop();
     done();
   });
-  return shedder;
+  return { shedder, refuse };
+}
+
+export interface LoadShedding {
+  readonly shedder: LoadShedder;
+  refuse(request: FastifyRequest, reply: FastifyReply): boolean;
 }
 
 function round2(n: number): number {

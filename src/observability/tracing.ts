@@ -37,9 +37,13 @@ export interface RequestTracer {
  * Runs `fn` inside a child span of `parent`; without a parent it is just `fn()`. The span fails
  * when `fn` throws and ends either way.
  */
-export async function inChildSpan<T>(parent: TraceSpan | undefined, name: string, kind: SpanKind, attributes: Attributes | undefined, fn: (span: TraceSpan | undefined) => Promise<T>): Promise<T> {
+export function inChildSpan<T>(parent: TraceSpan | undefined, name: string, kind: SpanKind, attributes: Attributes | undefined, fn: (span: TraceSpan | undefined) => Promise<T>): Promise<T> {
+  // Not async itself: an untraced call (the hot path) costs no extra promise.
   if (!parent) return fn(undefined);
-  const span = parent.child(name, kind, attributes);
+  return inSpan(parent.child(name, kind, attributes), fn);
+}
+
+async function inSpan<T>(span: TraceSpan, fn: (span: TraceSpan | undefined) => Promise<T>): Promise<T> {
   try {
     return await fn(span);
   } catch (err) {

@@ -23,8 +23,8 @@ export function reconnectDelayMs(attempt: number, capMs = 2000): number {
  * - `commandTimeout`: a hung server (SIGSTOP, network black hole) fails a command after the timeout;
  * - `maxRetriesPerRequest: 0`: commands in flight when the connection drops fail rather than being resent;
  * - `retryStrategy`: reconnects forever with capped backoff, so the caller only watches 'ready';
- * - `enableAutoPipelining`: concurrent commands share one write, which is what makes one EVALSHA per
- *   request cheap under load;
+ * - no auto-pipelining: the hot path already sends one batch script call per event-loop turn
+ *   (ScriptBatcher), and ioredis' pipelining would hold that call back for one more turn;
  * - `lazyConnect`: nothing happens until `connectWithin()` (or the first command), so the caller
  *   chooses the deadline.
  * An 'error' listener is attached so connection errors never become unhandled 'error' events; the
@@ -34,7 +34,7 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
   const cap = options.maxReconnectDelayMs ?? 2000;
   const redisOptions: RedisOptions = {
     lazyConnect: true,
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
     enableOfflineQueue: false,
     enableReadyCheck: true,
     commandTimeout: options.commandTimeoutMs,
@@ -125,13 +125,15 @@ type ScriptMethod = (...args: (string | number)[]) => Promise<unknown>;
 /**
  * Registers `lua` on the client under `name` (once per client) and returns a typed caller. ioredis
  * sends EVAL the first time on each connection and EVALSHA afterwards, so a restarted server with an
- * empty script cache needs no special handling; with auto-pipelining the calls are batched.
+ * empty script cache needs no special handling.
+ * `numberOfKeys: 'variable'`: each call passes its own number of keys (the length of `keys`).
  */
-export function defineScript(client: Redis, name: string, numberOfKeys: number, lua: string): ScriptCall {
+export function defineScript(client: Redis, name: string, numberOfKeys: number | 'variable', lua: string): ScriptCall {
   const methods = client as unknown as Record<string, unknown>;
-  if (typeof methods[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
+  if (typeof methods[name] !== 'function') client.defineCommand(name, numberOfKeys === 'variable' ? { lua } : { numberOfKeys, lua });
   const method = methods[name];
   if (typeof method !== 'function') throw new Error(`ioredis did not define the script command ${name}`);
   const call = method as ScriptMethod;
+  if (numberOfKeys === 'variable') return (keys, args) => call.call(client, keys.length, ...keys, ...args);
   return (keys, args) => call.call(client, ...keys, ...args);
 }

@@ -104,11 +104,15 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       try {
         // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
         const meter = deps.meter;
-        await inChildSpan(request.span, 'usage.record', 'producer', request.span && { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
-          const outcome = await meter.record(event);
-          // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
-          span?.setAttribute('kgents.usage.outcome', outcome);
-        });
+        if (request.span) {
+          await inChildSpan(request.span, 'usage.record', 'producer', { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
+            const outcome = await meter.record(event);
+            // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
+            span?.setAttribute('kgents.usage.outcome', outcome);
+          });
+        } else {
+          await meter.record(event);
+        }
       } catch (err) {
         if (err instanceof MeteringUnavailableError) {
           throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });
@@ -117,8 +121,17 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       }
     }
     const quotaKey = request.quotaKey;
-    await inChildSpan(request.span, 'limits.addTokens', 'client', request.span && { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(quotaKey, out.tokens_used));
     deps.metrics.countTokens(principal.tier, out.tokens_used);
+    if (request.span) {
+      await inChildSpan(request.span, 'limits.addTokens', 'client', { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(quotaKey, out.tokens_used));
+      return out;
+    }
+    // Not awaited: the charge is queued (in order, before any later admission of this instance) as
+    // soon as it is called, and the limit store absorbs a Redis failure itself (memory + journal),
+    // so waiting would only add a Redis round trip to every call. Traced calls wait, for their span.
+    deps.limits.addTokens(quotaKey, out.tokens_used).catch((err: unknown) => {
+      request.log.error({ err }, 'token charge failed');
+    });
     return out;
   });
 }

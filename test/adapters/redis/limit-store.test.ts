@@ -88,3 +88,44 @@ void test('redis limit store: keeps working after the server restarts with an em
     await local.cleanup();
   }
 });
+
+void test('redis limit store: admissions and charges issued in one turn go to Redis as one script call, applied in order', async () => {
+  const store = new RedisLimitStore(client);
+  const quotaKey = uniqueKey('qk');
+  const admit = (rateKey: string) => store.admit({ rateKey, limitPerMinute: 60, quotaKey, quotaLimit: 10 });
+  const before = await evalCalls();
+  const [, first, , second, total] = await Promise.all([
+    store.incrementQuota(quotaKey, 5), admit(uniqueKey('rk')), store.incrementQuota(quotaKey, 5), admit(uniqueKey('rk')), store.incrementQuota(quotaKey, 1),
+  ]);
+  assert.equal(await evalCalls(), before + 1, 'one EVALSHA for five ops');
+  assert.deepEqual([first.allowed, first.quotaUsed], [true, 5], 'sees the charge issued before it');
+  assert.deepEqual([second.allowed, second.reason, second.quotaUsed], [false, 'quota', 10], 'sees both charges issued before it');
+  assert.equal(total, 11);
+});
+
+void test('redis limit store: a turn with more ops than the batch limit is split into several calls', async () => {
+  const store = new RedisLimitStore(client, { maxBatch: 100 });
+  const rateKey = uniqueKey('rk');
+  const before = await evalCalls();
+  const results = await Promise.all(Array.from({ length: 250 }, () => store.admit({ rateKey, limitPerMinute: 200, quotaKey: 'q', quotaLimit: 1e9 })));
+  assert.equal(await evalCalls(), before + 3);
+  assert.equal(results.filter((r) => r.allowed).length, 200);
+});
+
+void test('redis limit store: a failed batch call fails every op in it (the caller falls back), and the next turn works', async () => {
+  const local = await startRedis();
+  const c = createRedisClient(local.url, { commandTimeoutMs: 300 });
+  try {
+    assert.equal(await connectWithin(c, 5000), true);
+    const store = new RedisLimitStore(c);
+    const req = { rateKey: uniqueKey('rk'), limitPerMinute: 60, quotaKey: uniqueKey('q'), quotaLimit: 10 };
+    local.pause();
+    const outcomes = await Promise.allSettled([store.admit(req), store.incrementQuota(req.quotaKey, 1), store.admit(req)]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected', 'rejected']);
+    local.resume();
+    assert.equal((await store.admit(req)).allowed, true);
+  } finally {
+    await closeRedisClient(c);
+    await local.cleanup();
+  }
+});
