@@ -1,6 +1,6 @@
 import type { ScriptCall } from './client.js';
 
-/** One operation of a batch: its keys, its arguments (op code first) and how many reply items it takes. */
+/** One operation of a batch: its keys, its fields (op code first; no ':' or ';' in them) and how many reply items it takes. */
 export interface BatchOp {
   readonly keys: readonly string[];
   readonly args: readonly (string | number)[];
@@ -14,9 +14,9 @@ interface Queued {
 }
 
 /**
- * Sends every op issued during one turn of the event loop as one call of a batch script (ARGV[1] =
- * number of ops, then each op's arguments; KEYS in op order) and hands each op its slice of the flat
- * reply. Why: under load the per-command cost (ioredis' command object, argument encoding and reply
+ * Sends every op issued during one turn of the event loop as one call of a batch script (KEYS: every
+ * op's keys in op order; ARGV[1]: the ops packed as `code:field:...;code:field:...`) and hands each
+ * op its slice of the flat reply. Why: under load the per-command cost (ioredis' command object, argument encoding and reply
  * parsing, Redis' own command dispatch and script call) was the largest part of a request after the
  * HTTP work itself; ioredis' auto-pipelining shared the socket writes but none of that.
  * The flush waits for `setImmediate`, i.e. until the requests read in this poll phase have queued
@@ -48,13 +48,14 @@ export class ScriptBatcher {
     if (batch.length === 0) return;
     this.queue = [];
     const keys: string[] = [];
-    const args: (string | number)[] = [batch.length];
+    let packed = '';
     let items = 0;
     for (const { op } of batch) {
       for (const k of op.keys) keys.push(k);
-      for (const a of op.args) args.push(a);
+      packed += packed === '' ? op.args.join(':') : `;${op.args.join(':')}`;
       items += op.replyItems;
     }
+    const args = [packed];
     let sent: Promise<unknown>;
     try {
       sent = this.script(keys, args);

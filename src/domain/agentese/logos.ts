@@ -278,6 +278,14 @@ function checkKwargs(kwargs: unknown): Readonly<Record<string, unknown>> {
  * on English and JSON text, so this approximates what a model would be charged for the exchange.
  */
 export function invoke(path: string, observer: Observer, kwargs: Record<string, unknown>): InvokeResult {
+  return invokeWithJson(path, observer, kwargs).out;
+}
+
+/**
+ * invoke() plus the JSON text of the whole result, exactly `JSON.stringify(out)`: the token estimate
+ * already serialises `result`, so the HTTP layer sends this text instead of serialising it again.
+ */
+export function invokeWithJson(path: string, observer: Observer, kwargs: Record<string, unknown>): { out: InvokeResult; json: string } {
   const parsed = parsePath(path);
   const archetype = normalizeArchetype(observer?.archetype);
   const set = affordanceSet(parsed.context, archetype);
@@ -321,6 +329,10 @@ export function invoke(path: string, observer: Observer, kwargs: Record<string, 
   const result: JsonObject = { node: node.handle, aspect, ...body, ...echo };
 
   const inputBytes = Buffer.byteLength(path, 'utf8') + Buffer.byteLength(observerJson, 'utf8') + Buffer.byteLength(kwargsJson, 'utf8');
-  const resultBytes = Buffer.byteLength(JSON.stringify(result), 'utf8');
-  return { path, result, tokens_used: Math.max(1, Math.ceil((inputBytes + resultBytes) / 4)), cached: false };
+  const resultJson = JSON.stringify(result);
+  const tokens = Math.max(1, Math.ceil((inputBytes + Buffer.byteLength(resultJson, 'utf8')) / 4));
+  return {
+    out: { path, result, tokens_used: tokens, cached: false },
+    json: `{"path":${JSON.stringify(path)},"result":${resultJson},"tokens_used":${tokens},"cached":false}`,
+  };
 }

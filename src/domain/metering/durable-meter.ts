@@ -22,7 +22,6 @@ export interface MeterHooks {
   log?: { warn(fields: Record<string, unknown>, msg: string): void; error(fields: Record<string, unknown>, msg: string): void; info(fields: Record<string, unknown>, msg: string): void };
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function describe(err: unknown): string {
@@ -82,7 +81,8 @@ export class DurableMeter<P> implements UsageMeter {
   }
 
   private async recordDurably(event: UsageEvent): Promise<'published' | 'queued'> {
-    const payload = encoder.encode(JSON.stringify(event));
+    // Buffer.from, not TextEncoder: ~4x cheaper for a small string (a Buffer is a Uint8Array).
+    const payload = Buffer.from(JSON.stringify(event), 'utf8');
     if (this.publisher && this.breaker.state === 'closed') {
       try {
         await this.publisher.publish(event, payload);

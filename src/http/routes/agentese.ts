@@ -45,6 +45,7 @@ const resolveResponse = {
     },
   },
 } as const;
+// Invoke sends the domain's own JSON text (invokeWithJson), so this schema only documents the shape.
 const invokeResponse = {
   200: {
     type: 'object',
@@ -86,9 +87,11 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       response: invokeResponse,
     },
   }, async (request, reply) => {
-    const out = agentese.invoke(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
+    const { out, json } = agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
+    // The domain has serialised the result already (for the token count): sent as it is, not again.
+    void reply.type('application/json; charset=utf-8');
     const principal = request.principal;
-    if (!principal || !request.quotaKey) return out;
+    if (!principal || !request.quotaKey) return json;
     if (deps.meter) {
       const idempotencyKey = request.headers['idempotency-key'];
       const event = usageEvent({
@@ -124,7 +127,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
     deps.metrics.countTokens(principal.tier, out.tokens_used);
     if (request.span) {
       await inChildSpan(request.span, 'limits.addTokens', 'client', { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(quotaKey, out.tokens_used));
-      return out;
+      return json;
     }
     // Not awaited: the charge is queued (in order, before any later admission of this instance) as
     // soon as it is called, and the limit store absorbs a Redis failure itself (memory + journal),
@@ -132,7 +135,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
     deps.limits.addTokens(quotaKey, out.tokens_used).catch((err: unknown) => {
       request.log.error({ err }, 'token charge failed');
     });
-    return out;
+    return json;
   });
 }
 
