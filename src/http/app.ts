@@ -138,7 +138,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     }
     request.principal = principal;
     await admit(config, deps.limits, metrics, principal, policy.billable === true, request, reply);
-    await beginIdempotent(idem, request, reply, principal.tenant);
+    // Checked here so that the common request (no key) does not wait a microtask for nothing.
+    if (request.headers['idempotency-key'] !== undefined) await beginIdempotent(idem, request, reply, principal.tenant);
   };
   app.addHook('onRoute', (route) => {
     const policy = route.config?.policy;
