@@ -30,6 +30,12 @@ export interface EmbeddedWanted {
 /**
  * Starts local nats-server / redis-server for a developer's `npm start` when none are configured.
  * Data lives under DATA_DIR so keys survive restarts; the servers stop with the service.
+ *
+ * They run in their own process group: a Ctrl-C in the terminal of `npm start` signals the whole
+ * foreground group, and servers in it would die at once, while the service still drains (its last
+ * usage events would go to the fallback queue). So only the service stops them: after its NATS and
+ * Redis clients are closed (Services.close), or with SIGKILL when it exits any other way (the exit
+ * hook of ManagedProcess).
  */
 export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedServices> {
   const dataDir = resolve(wanted.dataDir);
@@ -39,7 +45,7 @@ export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedSer
   try {
     if (wanted.nats) {
       if (findBinary('nats-server')) {
-        nats = new LocalNatsServer({ dir: join(dataDir, 'nats'), name: 'kgents-embedded' });
+        nats = new LocalNatsServer({ dir: join(dataDir, 'nats'), name: 'kgents-embedded', detached: true });
         await nats.start();
         notes.push(`started a local nats-server (JetStream) at ${nats.url}, data in ${join(dataDir, 'nats')}`);
       } else {
@@ -48,7 +54,7 @@ export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedSer
     }
     if (wanted.redis) {
       if (findBinary('redis-server')) {
-        redis = new LocalRedisServer({ dir: join(dataDir, 'redis'), persist: true });
+        redis = new LocalRedisServer({ dir: join(dataDir, 'redis'), persist: true, detached: true });
         await redis.start();
         notes.push(`started a local redis-server at ${redis.url}, data in ${join(dataDir, 'redis')}`);
       } else {

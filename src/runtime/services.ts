@@ -58,7 +58,13 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
   const natsUrls = config.NATS_URLS.length > 0 ? config.NATS_URLS : embedded.natsUrl ? [embedded.natsUrl] : [];
   const redisUrl = config.REDIS_URL ?? embedded.redisUrl;
 
-  const opened: (() => Promise<void>)[] = [() => embedded.stop()];
+  // First opened, so stopped last: every client above has let go of the servers by then.
+  const opened: (() => Promise<void>)[] = [async () => {
+    const running = [...(embedded.natsUrl ? ['nats-server'] : []), ...(embedded.redisUrl ? ['redis-server'] : [])];
+    if (running.length > 0) log.info({ servers: running }, 'stopping the embedded servers');
+    await embedded.stop();
+    if (running.length > 0) log.info({ servers: running }, 'embedded servers stopped');
+  }];
   const closeAll = async (): Promise<void> => {
     for (const close of opened.reverse()) {
       try {

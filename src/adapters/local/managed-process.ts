@@ -8,7 +8,9 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // A crashed test run or CLI must not leave servers behind on the machine.
+  // A crashed test run or CLI must not leave servers behind on the machine. This matters most for
+  // detached children: nothing else (no terminal signal, no hang-up) reaches them once we are gone.
+  // Only synchronous work runs here, so SIGKILL is the one thing that can still be done.
   process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
   });
@@ -20,6 +22,14 @@ export interface ManagedProcessOptions {
   readonly args: readonly string[];
   readonly logFile?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Run the child in its own session and process group, so a Ctrl-C (SIGINT to the terminal's
+   * foreground group) or a terminal hang-up reaches only the parent, which can then stop the child
+   * when it no longer needs it. The parent must then stop it on every way out: stop() or, as a last
+   * resort, the SIGKILL of the exit hook (which does not run when the parent itself dies of an
+   * unhandled signal or SIGKILL). Off by default: a test's servers may as well die with a Ctrl-C.
+   */
+  readonly detached?: boolean;
 }
 
 /** A child server process with a log file, explicit stop/kill, and exit tracking. */
@@ -49,6 +59,7 @@ export class ManagedProcess {
     const child = spawn(this.options.command, [...this.options.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: this.options.env ?? process.env,
+      detached: this.options.detached ?? false,
     });
     this.child = child;
     live.add(child);

@@ -12,6 +12,8 @@ export interface LocalNatsOptions {
   /** Cluster settings; omit for a single server. */
   readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly number[] };
   readonly readyDeadlineMs?: number;
+  /** Own process group: see ManagedProcessOptions.detached. */
+  readonly detached?: boolean;
 }
 
 /** A nats-server with JetStream on loopback, data under `dir`; restartable on the same ports and data. */
@@ -51,7 +53,9 @@ export class LocalNatsServer {
       const routes = cluster.routes.filter((p) => p !== cluster.port).map((p) => `nats://127.0.0.1:${p}`);
       if (routes.length > 0) args.push('--routes', routes.join(','));
     }
-    this.proc = new ManagedProcess({ name: this.name, command: binary, args, logFile: join(this.options.dir, 'nats-server.log') });
+    this.proc = new ManagedProcess({
+      name: this.name, command: binary, args, logFile: join(this.options.dir, 'nats-server.log'), detached: this.options.detached ?? false,
+    });
     this.proc.start();
     await this.waitReady(this.options.readyDeadlineMs ?? 15_000);
   }

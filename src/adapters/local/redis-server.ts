@@ -11,6 +11,8 @@ export interface LocalRedisOptions {
   readonly readyDeadlineMs?: number;
   /** Keep data across restarts (AOF); tests of fallback usually want a fresh server. */
   readonly persist?: boolean;
+  /** Own process group: see ManagedProcessOptions.detached. */
+  readonly detached?: boolean;
 }
 
 /** Sends PING over a raw socket so readiness does not depend on a client library's reconnect logic. */
@@ -50,7 +52,9 @@ export class LocalRedisServer {
     mkdirSync(this.options.dir, { recursive: true });
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.options.dir, '--save', '',
       '--appendonly', this.options.persist ? 'yes' : 'no', '--daemonize', 'no', '--protected-mode', 'yes'];
-    this.proc = new ManagedProcess({ name: 'redis', command: binary, args, logFile: join(this.options.dir, 'redis-server.log') });
+    this.proc = new ManagedProcess({
+      name: 'redis', command: binary, args, logFile: join(this.options.dir, 'redis-server.log'), detached: this.options.detached ?? false,
+    });
     this.proc.start();
     await waitUntil(`redis-server on port ${this.port}`, () => pingRedis(this.port), this.options.readyDeadlineMs ?? 10_000, this.proc);
   }
