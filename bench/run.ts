@@ -446,10 +446,11 @@ async function main(): Promise<number> {
       fmtMs(r.p50),
       fmtMs(r.p99),
       r.ratio === undefined ? '-' : r.ratio.toFixed(2),
+      r.ratioPerRoundMedian === undefined ? '-' : r.ratioPerRoundMedian.toFixed(2),
       r.goal === undefined ? (r.target === 'bare' ? 'baseline' : '-') : `${r.goalMet ? 'met' : 'MISSED'} (>= ${r.goal.toFixed(2)})`,
     ]);
     log(`\nMedians of ${opts.rounds} round(s), ${opts.durationS} s each, ${opts.connections} connections, no pipelining:\n`);
-    log(table(['target', 'req/s', 'req/s per round', 'p50 ms', 'p99 ms', 'x bare', 'goal (req/s x bare)'], rows, new Set([1, 3, 4, 5])));
+    log(table(['target', 'req/s', 'req/s per round', 'p50 ms', 'p99 ms', 'x bare', 'x bare per round', 'goal (req/s x bare)'], rows, new Set([1, 3, 4, 5, 6])));
     const cpuRows = results.map((r) => [
       r.target,
       fmtPct(r.serverCpuPct),
@@ -461,7 +462,7 @@ async function main(): Promise<number> {
     ]);
     log('\nCPU (medians; % of one core while the target was under load):\n');
     log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
-    log('\nx bare: median req/s over bare Fastify\'s median req/s (same run). server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
+    log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
     const metered = results.find((r) => r.target === 'invoke');
     const unmetered = results.find((r) => r.target === 'invoke-nometer');
     if (metered && unmetered) {
