@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +11,7 @@ import { freePort } from '../../src/adapters/local/ports.js';
 import { pidAlive } from '../../src/ops/stack/processes.js';
 import { tempDir } from '../harness/servers.js';
 import { CLI, http } from '../harness/serve-process.js';
+import { children, procInfo, waitPidGone, type ProcInfo } from '../harness/procs.js';
 import { readAllUsage } from '../harness/usage.js';
 
 /*
@@ -67,40 +68,10 @@ async function startServe(dataDir: string, until: string, env: Record<string, st
   return { child, pid, port, output: () => out, exited };
 }
 
-interface ProcInfo {
-  readonly pid: number;
-  readonly comm: string;
-  readonly ppid: number;
-  readonly pgid: number;
-}
-
-function procInfo(pid: number): ProcInfo | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ppid: Number(fields[1]), pgid: Number(fields[2]) };
-  } catch {
-    return undefined;
-  }
-}
-
-function children(ppid: number): ProcInfo[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => procInfo(Number(d))).filter((p): p is ProcInfo => p !== undefined && p.ppid === ppid);
-}
-
 /** The embedded servers: children of the serve process, found in /proc rather than taken from its logs. */
 function embeddedServers(servePid: number): { nats?: ProcInfo; redis?: ProcInfo } {
   const found = children(servePid);
   return { nats: found.find((p) => p.comm === 'nats-server'), redis: found.find((p) => p.comm === 'redis-server') };
-}
-
-async function waitGone(pid: number, deadlineMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + deadlineMs;
-  while (pidAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
 }
 
 /** The log messages with their levels; a line that is not JSON counts as an error. */
@@ -204,8 +175,8 @@ describe('kgents serve with embedded servers, stopped from a terminal', () => {
 
       const exit = await s.exited;
       assert.deepEqual(exit, { code: 0, signal: null }, s.output());
-      assert.ok(await waitGone(nats.pid), 'embedded nats-server outlived serve');
-      assert.ok(await waitGone(redis.pid), 'embedded redis-server outlived serve');
+      assert.ok(await waitPidGone(nats.pid), 'embedded nats-server outlived serve');
+      assert.ok(await waitPidGone(redis.pid), 'embedded redis-server outlived serve');
       assert.equal(existsSync(join(dir.dir, 'embedded.json')), false);
       assertOrderlyShutdown(s.output());
 
@@ -241,8 +212,8 @@ describe('kgents serve with embedded servers, stopped from a terminal', () => {
         assert.ok(nats && redis);
         process.kill(c.group ? -s.pid : s.pid, c.signal);
         assert.deepEqual(await s.exited, { code: 0, signal: null }, s.output());
-        assert.ok(await waitGone(nats.pid), 'embedded nats-server outlived serve');
-        assert.ok(await waitGone(redis.pid), 'embedded redis-server outlived serve');
+        assert.ok(await waitPidGone(nats.pid), 'embedded nats-server outlived serve');
+        assert.ok(await waitPidGone(redis.pid), 'embedded redis-server outlived serve');
         assertOrderlyShutdown(s.output());
       } finally {
         dir.remove();
@@ -264,10 +235,10 @@ describe('kgents serve with embedded servers, stopped from a terminal', () => {
       s.child.kill('SIGKILL');
       // serve is no longer our child (its parent is gone), so its exit code cannot be seen here;
       // what it did can: it stayed for the drain, stopped the servers cleanly and went away.
-      assert.ok(await waitGone(s.pid, DRAIN_MS + 15_000), 'serve did not exit after its terminal was closed');
+      assert.ok(await waitPidGone(s.pid, DRAIN_MS + 15_000), 'serve did not exit after its terminal was closed');
       assert.ok(Date.now() - closed >= DRAIN_MS - 100, 'serve exited without draining');
-      assert.ok(await waitGone(nats.pid), 'embedded nats-server outlived serve');
-      assert.ok(await waitGone(redis.pid), 'embedded redis-server outlived serve');
+      assert.ok(await waitPidGone(nats.pid), 'embedded nats-server outlived serve');
+      assert.ok(await waitPidGone(redis.pid), 'embedded redis-server outlived serve');
       assert.match(readFileSync(join(dir.dir, 'redis', 'redis-server.log'), 'utf8'), /Received SIGTERM/);
       assert.match(readFileSync(join(dir.dir, 'nats', 'nats-server.log'), 'utf8'), /Server Exiting/);
       assert.equal(existsSync(join(dir.dir, 'embedded.json')), false);
@@ -284,8 +255,8 @@ describe('kgents serve with embedded servers, stopped from a terminal', () => {
       assert.ok(nats && redis);
       process.kill(-s.pid, 'SIGQUIT');
       assert.deepEqual(await s.exited, { code: 131, signal: null }, s.output());
-      assert.ok(await waitGone(nats.pid), 'embedded nats-server outlived serve');
-      assert.ok(await waitGone(redis.pid), 'embedded redis-server outlived serve');
+      assert.ok(await waitPidGone(nats.pid), 'embedded nats-server outlived serve');
+      assert.ok(await waitPidGone(redis.pid), 'embedded redis-server outlived serve');
     } finally {
       dir.remove();
     }
@@ -303,7 +274,7 @@ describe('kgents serve with embedded servers, stopped from a terminal', () => {
       process.kill(-s.pid, 'SIGINT');
       assert.deepEqual(await s.exited, { code: 130, signal: null }, s.output());
       assert.match(s.output(), /shutdown requested during start-up: exiting now/);
-      assert.ok(await waitGone(redis.pid), 'embedded redis-server outlived serve');
+      assert.ok(await waitPidGone(redis.pid), 'embedded redis-server outlived serve');
     } finally {
       dir.remove();
     }

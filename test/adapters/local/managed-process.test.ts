@@ -1,27 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pidAlive } from '../../../src/ops/stack/processes.js';
+import { procInfo, waitPidGone } from '../../harness/procs.js';
 
 const PARENT = join(import.meta.dirname, 'managed-process-parent.js');
-
-/** Process group of a live process, from /proc (the field after state and ppid). */
-function processGroup(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-}
-
-async function waitGone(pid: number, deadlineMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + deadlineMs;
-  while (pidAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
 
 interface Parent {
   readonly child: ChildProcess;
@@ -67,22 +51,22 @@ describe('ManagedProcess with detached: true', () => {
     const parent = startParent('sigint');
     const pids = await parent.line(0) as { detached: number; attached: number };
     const parentPid = parent.child.pid ?? 0;
-    assert.equal(processGroup(pids.attached), parentPid, 'an attached child shares the parent\'s group');
-    assert.equal(processGroup(pids.detached), pids.detached, 'a detached child leads a group of its own');
+    assert.equal(procInfo(pids.attached)?.pgid, parentPid, 'an attached child shares the parent\'s group');
+    assert.equal(procInfo(pids.detached)?.pgid, pids.detached, 'a detached child leads a group of its own');
 
     process.kill(-parentPid, 'SIGINT');
     const seen = await parent.line(1) as { attachedRunning: boolean; detachedRunning: boolean; detachedRunningAfterStop: boolean };
     assert.deepEqual(seen, { attachedRunning: false, detachedRunning: true, detachedRunningAfterStop: false });
     assert.equal(await parent.exited, 0);
-    assert.ok(await waitGone(pids.detached));
-    assert.ok(await waitGone(pids.attached));
+    assert.ok(await waitPidGone(pids.detached));
+    assert.ok(await waitPidGone(pids.attached));
   });
 
   test('a parent that dies of an uncaught exception takes its detached child along', async () => {
     const parent = startParent('throw');
     const pids = await parent.line(0) as { detached: number; attached: number };
     assert.equal(await parent.exited, 1);
-    assert.ok(await waitGone(pids.detached), `detached child ${pids.detached} outlived its parent`);
-    assert.ok(await waitGone(pids.attached), `attached child ${pids.attached} outlived its parent`);
+    assert.ok(await waitPidGone(pids.detached), `detached child ${pids.detached} outlived its parent`);
+    assert.ok(await waitPidGone(pids.attached), `attached child ${pids.attached} outlived its parent`);
   });
 });
