@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import type { LocalNatsCluster, LocalNatsServer } from '../../src/adapters/local/nats-server.js';
 import { connectNats } from '../../src/adapters/nats/connection.js';
 import { openKeyStore } from '../../src/adapters/nats/key-store-factory.js';
 import { USAGE_STREAM } from '../../src/adapters/nats/streams.js';
@@ -29,6 +30,18 @@ function assertNoLossNoDuplicates(label: string, answered: readonly string[], un
   assert.deepEqual(duplicates, []);
   assert.deepEqual(missing, []);
   assert.deepEqual(strays, []);
+}
+
+
+/** The cluster node that leads the USAGE stream now. */
+async function usageLeader(cluster: LocalNatsCluster): Promise<{ leader: LocalNatsServer; leaderName: string | undefined }> {
+  const nc = await connect({ servers: cluster.urls });
+  const info = await (await jetstreamManager(nc)).streams.info(USAGE_STREAM);
+  await nc.close();
+  const leaderName = info.cluster?.leader;
+  const leader = cluster.servers.find((s) => s.name === leaderName);
+  assert.ok(leader, `USAGE leader ${leaderName} is one of ours`);
+  return { leader, leaderName };
 }
 
 describe('metering through crashes and leader elections', () => {
@@ -116,12 +129,7 @@ describe('metering through crashes and leader elections', () => {
         }
       }));
       await sleep(1000);
-      const nc = await connect({ servers: cluster.urls });
-      const info = await (await jetstreamManager(nc)).streams.info(USAGE_STREAM);
-      await nc.close();
-      const leaderName = info.cluster?.leader;
-      const leader = cluster.servers.find((s) => s.name === leaderName);
-      assert.ok(leader, `USAGE leader ${leaderName} is one of ours`);
+      const { leader, leaderName } = await usageLeader(cluster);
       const killedAt = performance.now();
       await leader.kill();
       await sleep(Number(process.env.LEADER_KILL_OBSERVE_MS ?? 8000));
@@ -166,12 +174,7 @@ describe('metering through crashes and leader elections', () => {
       // Live publishes (circuit closed) are what "publishing resumed" means; sampled from the metric.
       const publishedCount = async (): Promise<number> => Number((await app.inject('/metrics')).body.match(/kgents_usage_events_total\{[^}]*outcome="published"[^}]*\} (\d+)/)?.[1] ?? '0');
       await sleep(1000);
-      const nc = await connect({ servers: cluster.urls });
-      const info = await (await jetstreamManager(nc)).streams.info(USAGE_STREAM);
-      await nc.close();
-      const leaderName = info.cluster?.leader;
-      const leader = cluster.servers.find((s) => s.name === leaderName);
-      assert.ok(leader, `USAGE leader ${leaderName} is one of ours`);
+      const { leader, leaderName } = await usageLeader(cluster);
       const killedAt = performance.now();
       await leader.kill();
       let resumedAt: number | undefined;
