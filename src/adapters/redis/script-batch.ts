@@ -16,9 +16,10 @@ interface Queued {
 /**
  * Sends every op issued during one turn of the event loop as one call of a batch script (KEYS: every
  * op's keys in op order; ARGV[1]: the ops packed as `code:field:...;code:field:...`) and hands each
- * op its slice of the flat reply. Why: under load the per-command cost (ioredis' command object, argument encoding and reply
- * parsing, Redis' own command dispatch and script call) was the largest part of a request after the
- * HTTP work itself; ioredis' auto-pipelining shared the socket writes but none of that.
+ * op its slice of the flat reply. Why: under load the per-command cost (ioredis' command object,
+ * argument encoding and reply parsing, Redis' own command dispatch and script call) was the largest
+ * part of a request after the HTTP work itself; ioredis' auto-pipelining shared the socket writes
+ * but none of that.
  * The flush waits for `setImmediate`, i.e. until the requests read in this poll phase have queued
  * theirs: no added latency beyond the current turn. A failing call fails every op in it, which is
  * what each of them would have seen from the same Redis on its own.

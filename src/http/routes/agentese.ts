@@ -107,15 +107,11 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       try {
         // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
         const meter = deps.meter;
-        if (request.span) {
-          await inChildSpan(request.span, 'usage.record', 'producer', { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
-            const outcome = await meter.record(event);
-            // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
-            span?.setAttribute('kgents.usage.outcome', outcome);
-          });
-        } else {
-          await meter.record(event);
-        }
+        await inChildSpan(request.span, 'usage.record', 'producer', request.span && { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
+          const outcome = await meter.record(event);
+          // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
+          span?.setAttribute('kgents.usage.outcome', outcome);
+        });
       } catch (err) {
         if (err instanceof MeteringUnavailableError) {
           throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });
