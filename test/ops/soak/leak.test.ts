@@ -54,7 +54,8 @@ describe('kgents soak against a planted leak', () => {
   });
 
   test('an accelerated soak (20 s, 2 s windows) fails the leaking server on memory and passes the clean one', async () => {
-    const args = ['--mix', '/', '--rate', '40', '--duration', '20s', '--window', '2s', '--json', '--quiet'];
+    // Late starts are judged elsewhere (test/ops/load); here a busy CI machine must not void the memory verdicts.
+    const args = ['--mix', '/', '--rate', '40', '--duration', '20s', '--window', '2s', '--late-tolerance', '0.5', '--json', '--quiet'];
     const [l, c] = await Promise.all([
       soak(['--target', leaky.url, '--out', join(tmp.dir, 'leaky'), ...args]),
       soak(['--target', clean.url, '--out', join(tmp.dir, 'clean'), ...args]),
