@@ -49,12 +49,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const port = range.from + Math.floor(Math.random() * (range.to - range.from + 1));
       if (handedOut.has(port)) continue;
+      // reserved before the bind, so concurrent callers in this process cannot pick it meanwhile
+      handedOut.add(port);
       try {
         await tryBind(port, host);
-        handedOut.add(port);
         return port;
       } catch {
-        // taken: try another
+        handedOut.delete(port); // taken by another process: try another
       }
     }
   }
