@@ -2,9 +2,10 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { USAGE_STREAM } from '../../src/adapters/nats/streams.js';
 import type { UsageEvent } from '../../src/domain/metering/usage-event.js';
+import { decodeUsageMessage } from '../../src/domain/metering/usage-message.js';
 
 /**
- * Every message in USAGE, in stream order, read with an ordered consumer on its own connection.
+ * Every event in USAGE (a message holds one event or a batch), in stream order, read with an ordered consumer on its own connection.
  * Retried whole: right after a leader election a JetStream API call can time out once.
  */
 export async function readAllUsage(servers: string | string[], attempts = 4): Promise<UsageEvent[]> {
@@ -29,7 +30,7 @@ async function readOnce(servers: string | string[]): Promise<UsageEvent[]> {
     const consumer = await jetstream(nc).consumers.get(USAGE_STREAM);
     const messages = await consumer.consume();
     for await (const m of messages) {
-      out.push(m.json<UsageEvent>());
+      out.push(...decodeUsageMessage(m.string()));
       if (m.info.pending === 0) break;
     }
     return out;

@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, type JsMsg } from '@nats-io/jetstream';
 import type { UsageAggregate, UsageQuery } from '../../domain/metering/ports.js';
 import type { UsageEvent } from '../../domain/metering/usage-event.js';
+import { decodeUsageMessage } from '../../domain/metering/usage-message.js';
 import type { NatsConnection } from './connection.js';
 import { USAGE_STREAM, USAGE_SUBJECT_PREFIX } from './streams.js';
 
@@ -24,13 +25,7 @@ export class StreamUsageQuery implements UsageQuery {
     const total = { events: 0, tokens: 0 };
     const fromMs = req.from.getTime();
     const toMs = req.to.getTime();
-    const add = (m: JsMsg): void => {
-      let event: UsageEvent;
-      try {
-        event = m.json<UsageEvent>();
-      } catch {
-        return;
-      }
+    const addEvent = (event: UsageEvent): void => {
       const at = Date.parse(event.time);
       if (!(at >= fromMs && at < toMs)) return;
       const key = req.groupBy === 'type' ? event.type : req.groupBy === 'path' ? event.data.path : event.time.slice(0, 10);
@@ -40,6 +35,16 @@ export class StreamUsageQuery implements UsageQuery {
       groups.set(key, g);
       total.events += 1;
       total.tokens += event.data.tokens;
+    };
+    // a message holds one event or a batch of them (usage-message.ts)
+    const add = (m: JsMsg): void => {
+      let events: UsageEvent[];
+      try {
+        events = decodeUsageMessage(m.string());
+      } catch {
+        return;
+      }
+      for (const event of events) addEvent(event);
     };
     try {
       for (;;) {

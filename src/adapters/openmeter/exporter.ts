@@ -15,6 +15,7 @@ import { headers, nanos } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { NatsConnection } from '../nats/connection.js';
 import { USAGE_DLQ_SUBJECT, USAGE_STREAM } from '../nats/streams.js';
+import { usageMessageTexts } from '../../domain/metering/usage-message.js';
 import { OpenMeterClient, redact, type PostResult } from './client.js';
 import { ExporterMetrics } from './metrics.js';
 
@@ -92,6 +93,8 @@ export const DLQ_HEADERS = {
   originalSeq: 'Kgents-Original-Seq',
   originalSubject: 'Kgents-Original-Subject',
   originalMsgId: 'Kgents-Original-Msg-Id',
+  /** Set when one event of a batch message was dead-lettered: its index; the payload is that event alone. */
+  originalPart: 'Kgents-Original-Part',
   eventId: 'Kgents-Event-Id',
   deadLetteredAt: 'Kgents-Dead-Lettered-At',
 } as const;
@@ -116,9 +119,55 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
 
 interface Item {
   readonly msg: JsMsg;
-  /** The event as JSON text (exactly the bytes in the stream). */
+  /** The event as JSON text (the message's bytes when it holds one event). */
   readonly text: string;
   readonly id: string;
+  /** Its index in the message, when the message is a batch of events. */
+  readonly part: number | undefined;
+}
+
+/**
+ * The messages of one pull that are not yet settled, with how many of each one's events are still
+ * to export or dead-letter: a message (one event, or a batch of them) is acknowledged only when
+ * every event in it is settled, and released (nak) whole otherwise.
+ */
+class Unsettled {
+  private readonly open = new Map<JsMsg, number>();
+
+  constructor(msgs: readonly JsMsg[]) {
+    for (const m of msgs) this.open.set(m, 0);
+  }
+
+  expect(msg: JsMsg, events: number): void {
+    this.open.set(msg, events);
+  }
+
+  /** Marks one event of each item settled; returns the messages now settled whole. */
+  settle(items: readonly Pick<Item, 'msg'>[]): JsMsg[] {
+    const done: JsMsg[] = [];
+    for (const { msg } of items) {
+      const left = (this.open.get(msg) ?? 0) - 1;
+      if (left > 0) {
+        this.open.set(msg, left);
+      } else if (this.open.delete(msg)) {
+        done.push(msg);
+      }
+    }
+    return done;
+  }
+
+  /** A message settled as a whole (dead-lettered before its events were read). */
+  drop(msg: JsMsg): void {
+    this.open.delete(msg);
+  }
+
+  get messages(): IterableIterator<JsMsg> {
+    return this.open.keys();
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
 }
 
 type Outcome = 'done' | 'abandoned';
@@ -374,37 +423,50 @@ export class UsageExporter {
 
   private async processBatch(msgs: readonly JsMsg[]): Promise<void> {
     this.counts.batches++;
-    const unsettled = new Set<JsMsg>(msgs);
+    const unsettled = new Unsettled(msgs);
     // keep the server from redelivering to another replica while this one retries
     const keepAlive = setInterval(() => {
-      for (const m of unsettled) safe(() => m.working());
+      for (const m of unsettled.messages) safe(() => m.working());
     }, Math.max(500, Math.floor(this.ackWaitMs / 3)));
     try {
       const items: Item[] = [];
       for (const msg of msgs) {
-        const text = msg.string();
-        const check = checkCloudEvent(text);
-        if (check.ok) {
-          items.push({ msg, text, id: check.id });
-        } else if ((await this.deadLetter(msg, undefined, 'malformed', check.problem, undefined, unsettled)) === 'abandoned') {
-          return;
+        let texts: string[];
+        try {
+          texts = usageMessageTexts(msg.string());
+        } catch (err) {
+          const problem = err instanceof Error ? err.message : String(err);
+          if ((await this.deadLetter(msg, undefined, undefined, 'malformed', problem, undefined, unsettled)) === 'abandoned') return;
+          continue;
+        }
+        unsettled.expect(msg, texts.length);
+        for (const [index, text] of texts.entries()) {
+          const check = checkCloudEvent(text);
+          const part = texts.length > 1 ? index : undefined;
+          if (check.ok) {
+            items.push({ msg, text, id: check.id, part });
+          } else if ((await this.deadLetter(msg, part === undefined ? undefined : { index: part, text }, undefined, 'malformed', check.problem, undefined, unsettled)) === 'abandoned') {
+            return;
+          }
         }
       }
-      if (items.length > 0) await this.exportItems(items, unsettled);
+      // one OpenMeter request per batchSize events (a message may hold many)
+      for (let i = 0; i < items.length; i += this.batchSize) {
+        if ((await this.exportItems(items.slice(i, i + this.batchSize), unsettled)) === 'abandoned') return;
+      }
     } finally {
       clearInterval(keepAlive);
-      for (const m of unsettled) safe(() => m.nak());
-      if (unsettled.size > 0) this.log.info({ component: 'exporter', released: unsettled.size }, 'released unexported events for redelivery');
+      for (const m of unsettled.messages) safe(() => m.nak());
+      if (unsettled.size > 0) this.log.info({ component: 'exporter', released: unsettled.size }, 'released unexported messages for redelivery');
     }
   }
 
   /** Sends `items`, retrying; an invalid batch is bisected until the bad events are alone, and those go to the DLQ. */
-  private async exportItems(items: readonly Item[], unsettled: Set<JsMsg>): Promise<Outcome> {
+  private async exportItems(items: readonly Item[], unsettled: Unsettled): Promise<Outcome> {
     const result = await this.postUntilSettled(items);
     if (result === 'abandoned') return 'abandoned';
     if (result.kind === 'ok') {
-      for (const item of items) unsettled.delete(item.msg);
-      await this.confirmAcks(items.map((i) => i.msg));
+      await this.confirmAcks(unsettled.settle(items));
       this.counts.exported += items.length;
       this.metrics.exported.inc(items.length);
       this.lastSuccess = new Date();
@@ -413,7 +475,8 @@ export class UsageExporter {
     }
     const [only] = items;
     if (items.length === 1 && only) {
-      return this.deadLetter(only.msg, only.id, 'invalid', result.detail, result.status, unsettled);
+      const part = only.part === undefined ? undefined : { index: only.part, text: only.text };
+      return this.deadLetter(only.msg, part, only.id, 'invalid', result.detail, result.status, unsettled);
     }
     const mid = Math.ceil(items.length / 2);
     this.log.warn({ component: 'exporter', status: result.status, reason: result.detail, events: items.length }, 'OpenMeter rejected a batch as invalid; splitting it to find the bad events');
@@ -448,8 +511,12 @@ export class UsageExporter {
     }
   }
 
-  /** Publishes the original message to USAGE_DLQ with the reason in headers, then acks it. */
-  private async deadLetter(msg: JsMsg, eventId: string | undefined, kind: DeadLetterKind, reason: string, httpStatus: number | undefined, unsettled: Set<JsMsg>): Promise<Outcome> {
+  /**
+   * Publishes the original message to USAGE_DLQ with the reason in headers (or, for one event of a
+   * batch, that event alone, with its index), then acknowledges the message once all its events
+   * are settled.
+   */
+  private async deadLetter(msg: JsMsg, part: { index: number; text: string } | undefined, eventId: string | undefined, kind: DeadLetterKind, reason: string, httpStatus: number | undefined, unsettled: Unsettled): Promise<Outcome> {
     const h = headers();
     const clean = (v: string): string => redact(v, []).slice(0, MAX_DLQ_REASON);
     h.set(DLQ_HEADERS.kind, kind);
@@ -458,15 +525,18 @@ export class UsageExporter {
     h.set(DLQ_HEADERS.originalStream, USAGE_STREAM);
     h.set(DLQ_HEADERS.originalSeq, String(msg.seq));
     h.set(DLQ_HEADERS.originalSubject, clean(msg.subject));
+    if (part) h.set(DLQ_HEADERS.originalPart, String(part.index));
     const originalMsgId = msg.headers?.get('Nats-Msg-Id');
     if (originalMsgId) h.set(DLQ_HEADERS.originalMsgId, clean(originalMsgId));
     if (eventId !== undefined) h.set(DLQ_HEADERS.eventId, clean(eventId));
     h.set(DLQ_HEADERS.deadLetteredAt, new Date().toISOString());
+    const data = part ? Buffer.from(part.text, 'utf8') : msg.data;
+    // the stream sequence (and part) as message id: a re-publish after a crash before the ack is dropped
+    const msgID = part ? `${USAGE_STREAM}:${msg.seq}:${part.index}` : `${USAGE_STREAM}:${msg.seq}`;
     let attempt = 0;
     for (;;) {
       try {
-        // the stream sequence as message id: a re-publish after a crash before the ack is dropped
-        await this.js.publish(USAGE_DLQ_SUBJECT, msg.data, { headers: h, msgID: `${USAGE_STREAM}:${msg.seq}`, timeout: 5000 });
+        await this.js.publish(USAGE_DLQ_SUBJECT, data, { headers: h, msgID, timeout: 5000 });
         break;
       } catch (err) {
         if (this.stopping) return 'abandoned';
@@ -476,11 +546,15 @@ export class UsageExporter {
         if (!(await this.sleep(delay, true))) return 'abandoned';
       }
     }
-    unsettled.delete(msg);
-    await this.confirmAcks([msg]);
+    if (part) {
+      await this.confirmAcks(unsettled.settle([{ msg }]));
+    } else {
+      unsettled.drop(msg);
+      await this.confirmAcks([msg]);
+    }
     this.counts.deadLettered++;
     this.metrics.deadLettered.inc({ reason: kind });
-    this.log.warn({ component: 'exporter', kind, reason: clean(reason), http_status: httpStatus, seq: msg.seq, event_id: eventId }, 'usage event moved to USAGE_DLQ');
+    this.log.warn({ component: 'exporter', kind, reason: clean(reason), http_status: httpStatus, seq: msg.seq, part: part?.index, event_id: eventId }, 'usage event moved to USAGE_DLQ');
     return 'done';
   }
 
@@ -518,6 +592,7 @@ export class UsageExporter {
    * means a redelivery after ack wait and a re-send that OpenMeter de-duplicates.
    */
   private async confirmAcks(msgs: readonly JsMsg[]): Promise<void> {
+    if (msgs.length === 0) return;
     let remaining = msgs;
     let attempt = 0;
     for (;;) {

@@ -285,7 +285,7 @@ export function invoke(path: string, observer: Observer, kwargs: Record<string, 
  * invoke() plus the JSON text of the whole result, exactly `JSON.stringify(out)`: the token estimate
  * already serialises `result`, so the HTTP layer sends this text instead of serialising it again.
  */
-export function invokeWithJson(path: string, observer: Observer, kwargs: Record<string, unknown>): { out: InvokeResult; json: string } {
+export function invokeWithJson(path: string, observer: Observer, kwargs: Record<string, unknown>): { out: InvokeResult; json: string; aspect: string } {
   const parsed = parsePath(path);
   const archetype = normalizeArchetype(observer?.archetype);
   const set = affordanceSet(parsed.context, archetype);
@@ -333,6 +333,7 @@ export function invokeWithJson(path: string, observer: Observer, kwargs: Record<
   const tokens = Math.max(1, Math.ceil((inputBytes + Buffer.byteLength(resultJson, 'utf8')) / 4));
   return {
     out: { path, result, tokens_used: tokens, cached: false },
+    aspect,
     json: `{"path":${JSON.stringify(path)},"result":${resultJson},"tokens_used":${tokens},"cached":false}`,
   };
 }

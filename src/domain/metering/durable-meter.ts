@@ -4,6 +4,7 @@ import {
   MeteringUnavailableError, type DurableQueue, type EventPublisher, type MeterStatus, type RecordOutcome, type UsageMeter,
 } from './ports.js';
 import type { UsageEvent } from './usage-event.js';
+import { decodeUsageMessage, encodeUsageMessage, isUsageEvent, usageMessageId } from './usage-message.js';
 
 export interface DurableMeterOptions {
   readonly mode: 'durable' | 'async';
@@ -13,6 +14,31 @@ export interface DurableMeterOptions {
   readonly retryAfterS?: number;
   /** Pause between probes or failed drain rounds. */
   readonly retryPauseMs?: number;
+  /**
+   * Most events in one JetStream message (1 turns batching off). The events recorded in one
+   * event-loop turn for one subject share a message and its acknowledgement.
+   */
+  readonly maxBatchEvents?: number;
+  /** Most bytes of event JSON in one message (kept well under NATS' max_payload). */
+  readonly maxBatchBytes?: number;
+}
+
+/** Options of one record() call. */
+export interface RecordOptions {
+  /**
+   * The event id is not random (it comes from an Idempotency-Key, so a retried request records the
+   * same id again): it travels in a message of its own, whose dedup key is that id.
+   */
+  readonly alone?: boolean;
+}
+
+/** The events of one turn for one subject, sent as one message; every caller awaits the same result. */
+interface OpenBatch {
+  readonly events: UsageEvent[];
+  readonly texts: string[];
+  bytes: number;
+  readonly result: Promise<'published' | 'queued'>;
+  settle(outcome: 'published' | 'queued' | Error): void;
 }
 
 export interface MeterHooks {
@@ -43,6 +69,10 @@ export class DurableMeter<P> implements UsageMeter {
   private readonly drainBatch: number;
   private readonly retryAfterS: number;
   private readonly retryPauseMs: number;
+  private readonly maxBatchEvents: number;
+  private readonly maxBatchBytes: number;
+  private readonly open = new Map<string, OpenBatch>();
+  private flushScheduled = false;
 
   constructor(
     private readonly publisher: EventPublisher | undefined,
@@ -54,6 +84,8 @@ export class DurableMeter<P> implements UsageMeter {
     this.drainBatch = options.drainBatch ?? 512;
     this.retryAfterS = options.retryAfterS ?? 5;
     this.retryPauseMs = options.retryPauseMs ?? 250;
+    this.maxBatchEvents = Math.max(1, Math.floor(options.maxBatchEvents ?? 128));
+    this.maxBatchBytes = Math.max(1, Math.floor(options.maxBatchBytes ?? 256 * 1024));
     if (!publisher) breaker.trip('no event bus configured');
     breaker.onTransition(() => this.wakeDrainer?.());
   }
@@ -68,24 +100,86 @@ export class DurableMeter<P> implements UsageMeter {
     };
   }
 
-  async record(event: UsageEvent): Promise<RecordOutcome> {
+  async record(event: UsageEvent, options: RecordOptions = {}): Promise<RecordOutcome> {
     if (this.options.mode === 'async') {
       this.buffer.push(event);
       this.flushing ??= this.flushBuffer();
       this.hooks.onRecorded?.('buffered');
       return 'buffered';
     }
-    const outcome = await this.recordDurably(event);
+    const text = JSON.stringify(event);
+    let outcome: 'published' | 'queued';
+    try {
+      outcome = options.alone === true || !this.batching()
+        ? await this.recordDurably([event], [text])
+        : await this.join(event, text);
+    } catch (err) {
+      this.hooks.onRecorded?.('refused');
+      throw err;
+    }
     this.hooks.onRecorded?.(outcome);
     return outcome;
   }
 
-  private async recordDurably(event: UsageEvent): Promise<'published' | 'queued'> {
+  /** Batching only pays while events are being published; with the circuit open they go to disk one by one, as before. */
+  private batching(): boolean {
+    return this.maxBatchEvents > 1 && this.publisher !== undefined && this.breaker.state === 'closed';
+  }
+
+  /** Adds the event to this turn's message for its subject; sent at the end of the turn, or now when full. */
+  private join(event: UsageEvent, text: string): Promise<'published' | 'queued'> {
+    const key = `${event.subject}\u0000${event.type}`;
+    let batch = this.open.get(key);
+    if (batch && batch.bytes + text.length + 1 > this.maxBatchBytes) {
+      this.open.delete(key);
+      this.send(batch);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = openBatch();
+      this.open.set(key, batch);
+    }
+    batch.events.push(event);
+    batch.texts.push(text);
+    batch.bytes += text.length + 1;
+    if (batch.events.length >= this.maxBatchEvents) {
+      this.open.delete(key);
+      this.send(batch);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // setImmediate runs right after the poll phase in which this turn's requests were read
+      setImmediate(() => this.flushOpen());
+    }
+    return batch.result;
+  }
+
+  private flushOpen(): void {
+    this.flushScheduled = false;
+    const batches = [...this.open.values()];
+    this.open.clear();
+    for (const batch of batches) this.send(batch);
+  }
+
+  private send(batch: OpenBatch): void {
+    this.recordDurably(batch.events, batch.texts).then((outcome) => batch.settle(outcome), (err: unknown) => {
+      batch.settle(err instanceof Error ? err : new Error(String(err)));
+    });
+  }
+
+  /**
+   * Makes one message of events durable: published to JetStream while the circuit is closed,
+   * otherwise (or when the publish fails) appended to the fallback queue as one record, which the
+   * drainer later publishes with the same message id, so JetStream drops it if the first publish had
+   * in fact got through. Throws MeteringUnavailableError when neither works.
+   */
+  private async recordDurably(events: readonly UsageEvent[], texts: readonly string[]): Promise<'published' | 'queued'> {
     // Buffer.from, not TextEncoder: ~4x cheaper for a small string (a Buffer is a Uint8Array).
-    const payload = Buffer.from(JSON.stringify(event), 'utf8');
+    const payload = encodeUsageMessage(texts);
+    const first = events[0];
+    if (!first) throw new RangeError('no events to record');
     if (this.publisher && this.breaker.state === 'closed') {
       try {
-        await this.publisher.publish(event, payload);
+        await this.publisher.publish({ id: usageMessageId(events), subject: first.subject, type: first.type }, payload);
         this.breaker.recordSuccess();
         return 'published';
       } catch (err) {
@@ -95,9 +189,8 @@ export class DurableMeter<P> implements UsageMeter {
       }
     }
     try {
-      await this.queue.append(payload, Date.parse(event.time));
+      await this.queue.append(payload, Date.parse(first.time));
     } catch (err) {
-      this.hooks.onRecorded?.('refused');
       const full = err instanceof Error && err.name === 'QueueFullError';
       throw new MeteringUnavailableError(full
         ? 'The event bus is unavailable and the fallback queue is full.'
@@ -107,23 +200,40 @@ export class DurableMeter<P> implements UsageMeter {
     return 'queued';
   }
 
-  /** Async mode: events already answered for are made durable in the background, in order. */
+  /** Async mode: events already answered for are made durable in the background, in order, a message per subject and batch. */
   private async flushBuffer(): Promise<void> {
     try {
       while (this.buffer.length > 0) {
-        const batch = this.buffer.splice(0, this.drainBatch);
-        await Promise.all(batch.map(async (e) => {
+        const taken = this.buffer.splice(0, this.drainBatch);
+        await Promise.all(this.group(taken).map(async (events) => {
           try {
-            await this.recordDurably(e);
+            await this.recordDurably(events, events.map((e) => JSON.stringify(e)));
           } catch (err) {
-            this.hooks.log?.error({ event_id: e.id, error: describe(err) }, 'async metering: usage event could not be made durable and is lost');
-            this.hooks.onUndeliverable?.('async_lost');
+            for (const e of events) {
+              this.hooks.onRecorded?.('refused');
+              this.hooks.log?.error({ event_id: e.id, error: describe(err) }, 'async metering: usage event could not be made durable and is lost');
+              this.hooks.onUndeliverable?.('async_lost');
+            }
           }
         }));
       }
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  /** Events in messages of one subject and type each, in order, within the batch limits. */
+  private group(events: readonly UsageEvent[]): UsageEvent[][] {
+    const bySubject = new Map<string, UsageEvent[][]>();
+    for (const e of events) {
+      const key = `${e.subject}\u0000${e.type}`;
+      const lists = bySubject.get(key) ?? [];
+      const last = lists[lists.length - 1];
+      if (last && last.length < this.maxBatchEvents) last.push(e);
+      else lists.push([e]);
+      bySubject.set(key, lists);
+    }
+    return [...bySubject.values()].flat();
   }
 
   /** Starts the drainer: it runs until stop(), publishing queued events whenever the circuit allows. */
@@ -192,10 +302,13 @@ export class DurableMeter<P> implements UsageMeter {
       return;
     }
     const batch = await this.queue.readBatch(this.drainBatch);
-    const events = batch.records.map((r) => this.decode(r.payload));
-    const results = await Promise.allSettled(events.map((e, i) => {
+    const messages = batch.records.map((r) => this.decode(r.payload));
+    const results = await Promise.allSettled(messages.map((events, i) => {
       const record = batch.records[i];
-      return e && record ? publisher.publish(e, record.payload) : Promise.resolve({ duplicate: false });
+      const first = events?.[0];
+      return events && first && record
+        ? publisher.publish({ id: usageMessageId(events), subject: first.subject, type: first.type }, record.payload)
+        : Promise.resolve({ duplicate: false });
     }));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
@@ -205,19 +318,36 @@ export class DurableMeter<P> implements UsageMeter {
     }
     await this.queue.commit(batch.end);
     this.breaker.recordSuccess();
-    const duplicates = results.filter((r) => r.status === 'fulfilled' && r.value.duplicate).length;
-    this.hooks.onDrained?.(batch.records.length, duplicates);
+    let events = 0;
+    let duplicates = 0;
+    results.forEach((r, i) => {
+      const n = messages[i]?.length ?? 0;
+      events += n;
+      if (r.status === 'fulfilled' && r.value.duplicate) duplicates += n;
+    });
+    this.hooks.onDrained?.(events, duplicates);
   }
 
-  private decode(payload: Uint8Array): UsageEvent | undefined {
+  /** The events of a queue record (one message: an event or a batch); undefined when malformed. */
+  private decode(payload: Uint8Array): UsageEvent[] | undefined {
     try {
-      const event = JSON.parse(decoder.decode(payload)) as UsageEvent;
-      if (typeof event.id === 'string' && typeof event.subject === 'string' && typeof event.type === 'string') return event;
+      const events = decodeUsageMessage(decoder.decode(payload));
+      if (events.every(isUsageEvent)) return events;
     } catch {
       // fall through
     }
     this.hooks.onUndeliverable?.('malformed');
-    this.hooks.log?.error({ bytes: payload.length }, 'fallback queue: a record is not a usage event; skipped');
+    this.hooks.log?.error({ bytes: payload.length }, 'fallback queue: a record is not a usage event or batch; skipped');
     return undefined;
   }
+}
+
+function openBatch(): OpenBatch {
+  let settle: OpenBatch['settle'] = () => undefined;
+  const result = new Promise<'published' | 'queued'>((resolve, reject) => {
+    settle = (outcome) => (outcome instanceof Error ? reject(outcome) : resolve(outcome));
+  });
+  // every caller awaits it; this keeps a batch nobody awaits any more from being an unhandled rejection
+  result.catch(() => undefined);
+  return { events: [], texts: [], bytes: 0, result, settle };
 }

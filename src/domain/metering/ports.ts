@@ -4,7 +4,11 @@ export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** Where a billable request's usage event goes. Resolves once the event is durable (per METERING_MODE). */
 export interface UsageMeter {
-  record(event: UsageEvent): Promise<RecordOutcome>;
+  /**
+   * `alone`: the event id is not random (derived from an Idempotency-Key, so a retry records it
+   * again) and must be the dedup key of a message of its own.
+   */
+  record(event: UsageEvent, options?: { readonly alone?: boolean }): Promise<RecordOutcome>;
 }
 
 export type RecordOutcome = 'published' | 'queued' | 'buffered';

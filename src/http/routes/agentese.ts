@@ -87,20 +87,20 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       response: invokeResponse,
     },
   }, async (request, reply) => {
-    const { out, json } = agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
+    const { out, json, aspect } = agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
     // The domain has serialised the result already (for the token count): sent as it is, not again.
     void reply.type('application/json; charset=utf-8');
     const principal = request.principal;
     if (!principal || !request.quotaKey) return json;
     if (deps.meter) {
-      const idempotencyKey = request.headers['idempotency-key'];
+      const idempotencyKey = request.idempotency ? String(request.headers['idempotency-key']) : undefined;
       const event = usageEvent({
-        id: usageEventId(principal.tenant, request.idempotency ? String(idempotencyKey) : undefined),
+        id: usageEventId(principal.tenant, idempotencyKey),
         type: 'agentese.invoke',
         tenant: principal.tenant,
         time: new Date(),
         data: {
-          path: out.path, aspect: aspectOf(out.path), tokens: out.tokens_used, status: 200,
+          path: out.path, aspect, tokens: out.tokens_used, status: 200,
           latency_ms: Math.round(reply.elapsedTime * 100) / 100, key_prefix: principal.keyPrefix, request_id: request.id,
         },
       });
@@ -108,7 +108,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
         // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
         const meter = deps.meter;
         await inChildSpan(request.span, 'usage.record', 'producer', request.span && { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
-          const outcome = await meter.record(event);
+          const outcome = await meter.record(event, { alone: idempotencyKey !== undefined });
           // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
           span?.setAttribute('kgents.usage.outcome', outcome);
         });
@@ -133,12 +133,4 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
     });
     return json;
   });
-}
-
-function aspectOf(path: string): string | null {
-  try {
-    return agentese.parsePath(path).aspect ?? 'manifest';
-  } catch {
-    return null;
-  }
 }

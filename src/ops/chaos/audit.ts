@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connectNats } from '../../adapters/nats/connection.js';
 import { USAGE_STREAM, USAGE_SUBJECT_PREFIX } from '../../adapters/nats/streams.js';
-import type { UsageEvent } from '../../domain/metering/usage-event.js';
+import { decodeUsageMessage } from '../../domain/metering/usage-message.js';
 import type { RequestRecord } from './load.js';
 
 /** The USAGE stream compared with the answers the load got. */
@@ -48,13 +48,16 @@ export async function readRunEvents(natsUrls: readonly string[], options: { tena
       for await (const m of messages) {
         got++;
         pending = m.info.pending;
-        let requestId: unknown;
+        let requestIds: unknown[];
         try {
-          requestId = m.json<UsageEvent>().data.request_id;
+          // one event or a batch of them (usage-message.ts)
+          requestIds = decodeUsageMessage(m.string()).map((e) => (e.data as { request_id?: unknown } | undefined)?.request_id);
         } catch {
           continue;
         }
-        if (typeof requestId === 'string' && requestId.startsWith(mine)) counts.set(requestId, (counts.get(requestId) ?? 0) + 1);
+        for (const requestId of requestIds) {
+          if (typeof requestId === 'string' && requestId.startsWith(mine)) counts.set(requestId, (counts.get(requestId) ?? 0) + 1);
+        }
       }
       if (got === 0 || pending === 0) break;
     }

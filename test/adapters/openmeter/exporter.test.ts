@@ -147,7 +147,7 @@ void test('a message that is not a CloudEvent goes to USAGE_DLQ as malformed and
       ['this is {not json', /not JSON/],
       ['{"hello":"world"}', /specversion/],
       [JSON.stringify(noSubject), /"subject"/],
-      [JSON.stringify([good[0]]), /not a JSON object/],
+      ['[42]', /not a JSON object/],
     ];
     await env.js.publish(usageSubject('acme', 'agentese.invoke'), JSON.stringify(good[0]), { msgID: good[0]?.id });
     for (const [p] of payloads) await env.js.publish(usageSubject('acme', 'junk'), p);
@@ -167,6 +167,40 @@ void test('a message that is not a CloudEvent goes to USAGE_DLQ as malformed and
     }
     assert.ok(env.standIn.requests.every((r) => r.status === 204), 'nothing malformed reached OpenMeter');
     await waitFor('all 6 acknowledged', async () => (await env.consumerInfo()).ack_floor.stream_seq === 6);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+void test('a batch message (a JSON array of events) is exported event by event and acknowledged once all are settled; a bad event in it goes to USAGE_DLQ alone', async () => {
+  const env = await startEnv();
+  try {
+    const batch = [makeEvent(), makeEvent(), makeEvent(), makeEvent()];
+    const { subject: _s, ...noSubject } = makeEvent();
+    const [e0, e1, e2, e3] = batch;
+    assert.ok(e0 && e1 && e2 && e3);
+    // one message: four good events and, at index 2, one without a subject
+    const payload = JSON.stringify([e0, e1, noSubject, e2, e3]);
+    await env.js.publish(usageSubject('acme', 'agentese.invoke'), payload, { msgID: e0.id });
+    env.standIn.rejectIds([e3.id]);
+    const exporter = env.exporter({ batchSize: 2 });
+    exporter.start();
+    await waitFor('3 exported and 2 dead-lettered', async () => env.standIn.received().length === 3 && (await env.deadLetters()).length === 2);
+    await waitFor('the message acknowledged', async () => (await env.consumerInfo()).ack_floor.stream_seq === 1);
+    assert.deepEqual(new Set(env.standIn.received().map((e) => e.id)), new Set([e0.id, e1.id, e2.id]));
+    const dlq = await env.deadLetters();
+    const byKind = new Map(dlq.map((m) => [m.header.get(DLQ_HEADERS.kind), m]));
+    const malformed = byKind.get('malformed');
+    const invalid = byKind.get('invalid');
+    assert.ok(malformed && invalid);
+    assert.equal(malformed.header.get(DLQ_HEADERS.originalPart), '2');
+    assert.deepEqual(malformed.json(), noSubject, 'the bad event alone, not the whole batch');
+    assert.equal(invalid.header.get(DLQ_HEADERS.originalPart), '4');
+    assert.equal(invalid.header.get(DLQ_HEADERS.eventId), e3.id);
+    assert.deepEqual(invalid.json(), e3);
+    for (const m of dlq) assert.equal(m.header.get(DLQ_HEADERS.originalSeq), '1');
+    assert.equal(exporter.stats().exported, 3);
+    assert.equal(exporter.stats().deadLettered, 2);
   } finally {
     await env.cleanup();
   }
