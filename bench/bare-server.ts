@@ -14,6 +14,16 @@ const host = process.env.HOST ?? '127.0.0.1';
 
 const app = Fastify({ logger: false });
 app.get('/', () => ({ hello: 'world' }));
+// The floor of a JSON POST route (target bare-post): invoke's body read, parsed and schema-checked,
+// a small JSON answer; no auth, Redis, NATS or AGENTESE.
+app.post<{ Body: { path: string; observer?: Record<string, unknown>; kwargs?: Record<string, unknown> } }>('/echo', {
+  schema: {
+    body: {
+      type: 'object', required: ['path'], additionalProperties: false,
+      properties: { path: { type: 'string', minLength: 1, maxLength: 512 }, observer: { type: 'object' }, kwargs: { type: 'object' } },
+    },
+  },
+}, (request) => ({ path: request.body.path, tokens_used: 1, cached: false }));
 
 const stop = (): void => {
   void app.close().then(() => process.exit(0));

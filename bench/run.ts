@@ -8,7 +8,7 @@
  *   --connections N   concurrent connections, no pipelining (BENCH_CONNECTIONS, default 64)
  *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
  *   --warmup S        warm-up seconds per target before round 1 (default 3)
- *   --targets LIST    comma-separated subset of: bare,health,health-saas,resolve,invoke,invoke-nometer
+ *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-nometer
  *                     (invoke-nometer: the same API process setup without a usage meter, to show what
  *                     durable metering costs)
  *   --drain-events N  fallback queue rows: append N usage events, then drain them into JetStream through
@@ -43,7 +43,7 @@ import { median, round as roundTo } from './lib/stats.js';
 
 const execFileP = promisify(execFile);
 
-const TARGET_NAMES = ['bare', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-nometer'] as const;
+const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-nometer'] as const;
 type TargetName = (typeof TARGET_NAMES)[number];
 
 interface Target {
@@ -64,6 +64,11 @@ const TARGETS: readonly Target[] = [
     name: 'bare', description: 'bare Fastify: GET / -> {hello:"world"}, logger off', server: 'bare',
     job: (s) => ({ url: `${s.bareUrl}/`, method: 'GET', headers: {} }),
     check: (status, body) => status === 200 && body.includes('world'),
+  },
+  {
+    name: 'bare-post', description: 'bare Fastify: POST /echo with invoke\'s JSON body (parsed, schema-checked), small JSON answer: the floor of any JSON POST route', server: 'bare',
+    job: (s) => ({ url: `${s.bareUrl}/echo`, method: 'POST', headers: { 'content-type': 'application/json' }, body: INVOKE_BODY }),
+    check: (status, body) => status === 200 && body.includes('tokens_used'),
   },
   {
     name: 'health', description: 'GET /health', server: 'api', goal: 0.9,
@@ -139,7 +144,7 @@ function parseOptions(argv: readonly string[]): Options {
   const env = process.env;
   const quick = values.quick === true;
   const profile = values.profile === true;
-  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,health,health-saas,resolve,invoke,invoke-nometer');
+  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,bare-post,health,health-saas,resolve,invoke,invoke-nometer');
   const drainRaw = values['drain-events'] ?? env.BENCH_DRAIN_EVENTS;
   const targets = targetList.split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of targets) {
