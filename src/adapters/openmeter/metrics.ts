@@ -15,7 +15,7 @@ export class ExporterMetrics {
     this.exported = counter(registry, 'kgents_exporter_exported_total', 'Usage events OpenMeter accepted (2xx) and the exporter acknowledged in USAGE.', []);
     this.failures = counter(registry, 'kgents_exporter_failures_total', 'Failed export attempts, by reason (rate_limited, server_error, timeout, network, unauthorized, endpoint, bad_request, too_large, rejected, nats).', ['reason']);
     this.deadLettered = counter(registry, 'kgents_exporter_dead_lettered_total', 'Usage events moved to the USAGE_DLQ stream, by reason (invalid: OpenMeter refused it; malformed: not a CloudEvent).', ['reason']);
-    this.lag = gauge(registry, 'kgents_exporter_lag_events', 'Usage events in USAGE not yet exported: the durable consumer\'s pending plus unacknowledged messages.');
+    this.lag = gauge(registry, 'kgents_exporter_lag_events', 'USAGE messages (each one usage event or a batch) not yet exported: the durable consumer\'s pending plus unacknowledged messages.');
     this.lastSuccess = gauge(registry, 'kgents_exporter_last_success_timestamp_seconds', 'Unix time of the last batch OpenMeter accepted; 0 before the first.');
   }
 }

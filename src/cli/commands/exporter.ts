@@ -123,13 +123,14 @@ async function run(args: readonly string[]): Promise<number> {
 export interface ExporterReport {
   readonly consumer: string;
   readonly consumer_exists: boolean;
-  /** Events not yet exported: consumer pending + unacknowledged (without a consumer: every event in USAGE). */
+  /** Messages not yet exported: consumer pending + unacknowledged (without a consumer: every message in USAGE). */
   readonly lag: number;
   readonly pending: number;
   readonly in_flight: number;
   readonly redelivered: number;
   readonly acked_through_seq: number;
-  readonly usage_events: number;
+  /** Messages in USAGE (each one usage event or a batch of them). */
+  readonly usage_messages: number;
   readonly usage_last_seq: number;
   readonly dead_lettered: number;
   readonly openmeter_url: string | null;
@@ -164,7 +165,7 @@ export async function exporterReport(nats: NatsConnection, openmeterUrl: string 
     in_flight: info?.num_ack_pending ?? 0,
     redelivered: info?.num_redelivered ?? 0,
     acked_through_seq: info?.ack_floor.stream_seq ?? 0,
-    usage_events: usage.state.messages,
+    usage_messages: usage.state.messages,
     usage_last_seq: usage.state.last_seq,
     dead_lettered: dlq?.state.messages ?? 0,
     // a URL could carry credentials: show it without them
@@ -196,11 +197,11 @@ async function status(args: readonly string[]): Promise<number> {
       `OpenMeter exporter (durable consumer "${report.consumer}" on ${USAGE_STREAM})`,
       `  OPENMETER_URL       ${report.openmeter_url ?? 'not set: no exporter runs; events stay in the stream'}`,
       report.consumer_exists
-        ? `  lag                 ${report.lag} event(s) not yet exported (${report.pending} waiting, ${report.in_flight} in flight)`
-        : `  lag                 ${report.lag} event(s): no exporter has run yet (no consumer)`,
+        ? `  lag                 ${report.lag} message(s) not yet exported (${report.pending} waiting, ${report.in_flight} in flight)`
+        : `  lag                 ${report.lag} message(s): no exporter has run yet (no consumer)`,
       `  acked through       stream sequence ${report.acked_through_seq} of ${report.usage_last_seq}`,
       `  redelivered         ${report.redelivered}`,
-      `  ${USAGE_STREAM} events        ${report.usage_events}`,
+      `  ${USAGE_STREAM} messages      ${report.usage_messages}`,
       `  dead-lettered       ${report.dead_lettered} in ${USAGE_DLQ_STREAM}${report.dead_lettered > 0 ? ` (inspect: nats stream view ${USAGE_DLQ_STREAM}; headers carry the reason)` : ''}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

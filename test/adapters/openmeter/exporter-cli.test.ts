@@ -33,14 +33,16 @@ void test('kgents exporter without OPENMETER_URL exits 2 with a clear message', 
 
 void test('kgents exporter creates the streams, exports until told to stop, and status reports lag 0', async () => {
   const env = await startEnv();
+  // aborted in finally too: a failed assertion must not leave the service running (the file would time out)
+  const controller = new AbortController();
+  let service: Promise<number> | undefined;
   try {
     // a fresh server: the command itself must create the streams
     await env.jsm.streams.delete('USAGE');
     const config = loadConfig({}, { NATS_URLS: env.server.url, OPENMETER_URL: env.standIn.url, OPENMETER_API_KEY: API_KEY, EXPORTER_BATCH_SIZE: '50' });
-    const controller = new AbortController();
     let exporter: UsageExporter | undefined;
     const log = captureLogger();
-    const service = runExporterService(config, { until: controller.signal, log, exporter: FAST, onStarted: (e) => { exporter = e; } });
+    service = runExporterService(config, { until: controller.signal, log, exporter: FAST, onStarted: (e) => { exporter = e; } });
     await waitFor('exporter started', () => exporter !== undefined);
     const events = await publishEvents(env.js, 120);
     await waitFor('all exported', () => env.standIn.received().length === 120);
@@ -55,13 +57,13 @@ void test('kgents exporter creates the streams, exports until told to stop, and 
       const report = JSON.parse(json.stdout) as ExporterReport;
       assert.equal(report.consumer_exists, true);
       assert.equal(report.lag, 0);
-      assert.equal(report.usage_events, 120);
+      assert.equal(report.usage_messages, 120);
       assert.equal(report.acked_through_seq, 120);
       assert.equal(report.dead_lettered, 0);
       assert.equal(report.openmeter_url, 'http://***@127.0.0.1:9/api/v1/events', 'credentials in the URL are not printed');
       const text = await captureOutput(() => exporterCommand.run(['status']));
       assert.equal(text.result, 0);
-      assert.match(text.stdout, /lag\s+0 event\(s\) not yet exported/);
+      assert.match(text.stdout, /lag\s+0 message\(s\) not yet exported/);
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];
@@ -75,6 +77,8 @@ void test('kgents exporter creates the streams, exports until told to stop, and 
     assert.deepEqual(new Set(env.standIn.received().map((e) => e.id)), new Set(events.map((e) => e.id)));
     assert.ok(!JSON.stringify(log.lines).includes(API_KEY), 'the API key is never logged');
   } finally {
+    controller.abort();
+    await service?.catch(() => undefined);
     await env.cleanup();
   }
 });
