@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { findBinary } from '../adapters/local/binaries.js';
 import { LocalNatsServer } from '../adapters/local/nats-server.js';
 import { LocalRedisServer } from '../adapters/local/redis-server.js';
+import { liveness, pidAlive, recordProcess, terminateRecorded, type ProcessRecord } from '../adapters/local/process-record.js';
 
 /** Written while `kgents serve` runs embedded servers, so `kgents keys …` finds them without config. */
 const STATE_FILE = 'embedded.json';
@@ -11,6 +12,9 @@ export interface EmbeddedState {
   readonly pid: number;
   readonly nats_url?: string;
   readonly redis_url?: string;
+  /** The servers' own processes: the next start stops them if this service died without doing so. */
+  readonly nats_process?: ProcessRecord;
+  readonly redis_process?: ProcessRecord;
 }
 
 export interface EmbeddedServices {
@@ -39,7 +43,7 @@ export interface EmbeddedWanted {
  */
 export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedServices> {
   const dataDir = resolve(wanted.dataDir);
-  const notes: string[] = [];
+  const notes: string[] = await stopLeftovers(dataDir);
   let nats: LocalNatsServer | undefined;
   let redis: LocalRedisServer | undefined;
   try {
@@ -65,7 +69,13 @@ export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedSer
     await Promise.all([nats?.stop(), redis?.stop()]);
     throw err;
   }
-  const state: EmbeddedState = { pid: process.pid, ...(nats && { nats_url: nats.url }), ...(redis && { redis_url: redis.url }) };
+  const state: EmbeddedState = {
+    pid: process.pid,
+    // how each is told apart from a stranger with a recycled pid: start time and command line
+    // (redis-server rewrites its command line to its address)
+    ...(nats?.pid !== undefined && { nats_url: nats.url, nats_process: recordProcess(nats.pid, join(dataDir, 'nats', 'jetstream')) }),
+    ...(redis?.pid !== undefined && { redis_url: redis.url, redis_process: recordProcess(redis.pid, redis.url.replace('redis://', '')) }),
+  };
   if (nats || redis) {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
@@ -81,20 +91,41 @@ export async function startEmbedded(wanted: EmbeddedWanted): Promise<EmbeddedSer
   };
 }
 
-function alive(pid: number): boolean {
+/**
+ * A `kgents serve` killed with SIGKILL (or by the OOM killer) cannot stop its embedded servers,
+ * which run in their own process group. Left alone, they would keep ports and memory, and the next
+ * start would run a second nats-server on the same JetStream directory. So a start first stops the
+ * servers its DATA_DIR's state file names, when the serve that wrote it is gone and they are still
+ * the servers of this directory.
+ */
+async function stopLeftovers(dataDir: string): Promise<string[]> {
+  let state: EmbeddedState;
   try {
-    process.kill(pid, 0);
-    return true;
+    state = JSON.parse(readFileSync(join(dataDir, STATE_FILE), 'utf8')) as EmbeddedState;
   } catch {
-    return false;
+    return [];
   }
+  if (typeof state.pid !== 'number' || (state.pid !== process.pid && pidAlive(state.pid))) return [];
+  const notes: string[] = [];
+  for (const [name, record] of [['nats-server', state.nats_process], ['redis-server', state.redis_process]] as const) {
+    if (!record) continue;
+    const l = liveness(record);
+    if (l !== 'alive' && l !== 'paused') continue;
+    if (!(await terminateRecorded(record, 5000))) {
+      // a second server on the same data directory is worse than not starting
+      throw new Error(`a ${name} (pid ${record.pid}) left running in ${dataDir} by a kgents serve (pid ${state.pid}) that did not exit cleanly cannot be stopped: stop it (kill ${record.pid}) and start again`);
+    }
+    notes.push(`stopped a ${name} (pid ${record.pid}) left running by a kgents serve (pid ${state.pid}) that did not exit cleanly`);
+  }
+  rmSync(join(dataDir, STATE_FILE), { force: true });
+  return notes;
 }
 
 /** The embedded servers of a `kgents serve` running with this DATA_DIR, if there is one. */
 export function readEmbeddedState(dataDir: string): EmbeddedState | undefined {
   try {
     const state = JSON.parse(readFileSync(join(resolve(dataDir), STATE_FILE), 'utf8')) as EmbeddedState;
-    return typeof state.pid === 'number' && alive(state.pid) ? state : undefined;
+    return typeof state.pid === 'number' && pidAlive(state.pid) ? state : undefined;
   } catch {
     return undefined;
   }

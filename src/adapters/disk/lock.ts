@@ -4,6 +4,7 @@ import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isErrno, QueueLockedError } from './errors.js';
+import { pidAlive } from '../local/process-record.js';
 
 export const LOCK_FILE = 'queue.lock';
 
@@ -19,15 +20,6 @@ const heldHere = new Set<string>();
 
 /** A lock file being written by its creator is empty for a moment; give it this long. */
 const FRESH_LOCK_MS = 2000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isErrno(err, 'EPERM'); // exists, owned by someone else
-  }
-}
 
 async function readInfo(path: string): Promise<LockInfo | 'missing' | 'unreadable'> {
   try {
@@ -57,8 +49,9 @@ async function writeDurably(path: string, text: string, flags: string): Promise<
  *
  * - Created with O_EXCL, so of two openers only one creates it.
  * - Held by a live pid: refused with QueueLockedError (also for a second open in this process).
- * - Held by a dead pid (a crashed or killed process): stale, taken over by renaming a new lock
- *   file over it, then reading it back to check that ours is the one that landed.
+ * - Held by a dead pid (a crashed or killed process, also one not yet reaped: a zombie): stale,
+ *   taken over by renaming a new lock file over it, then reading it back to check that ours is the
+ *   one that landed.
  * - Held by our own pid but not by this process: left by an earlier incarnation that had the same
  *   pid (pid 1 in a container restarted on the same volume), so stale too.
  *
@@ -90,7 +83,7 @@ export class DirectoryLock {
           await sleep(20);
           continue;
         }
-      } else if (info.pid !== process.pid && alive(info.pid)) {
+      } else if (info.pid !== process.pid && pidAlive(info.pid)) {
         throw new QueueLockedError(path, info.pid);
       }
       // Stale: replace it atomically, then make sure ours is the one that landed.

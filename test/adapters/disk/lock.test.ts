@@ -42,6 +42,29 @@ void test('a stale lock of a dead process is taken over', async () => {
   await q.close();
 });
 
+void test('a lock of a killed process not yet reaped by its parent (a zombie) is stale: a restart after kill -9 is not refused', async (t) => {
+  const dir = newDir();
+  mkdirSync(dir, { recursive: true });
+  // `true` exits at once and its parent becomes `sleep`, which never reaps it
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+  const state = (): string | undefined => {
+    try {
+      const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return undefined;
+    }
+  };
+  for (let i = 0; i < 100 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(state(), 'Z', 'a zombie to test with');
+  writeFileSync(join(dir, 'queue.lock'), JSON.stringify({ pid: zombie, token: 'killed' }));
+  const q = await open(dir);
+  assert.equal(lockPid(dir), process.pid);
+  await q.close();
+});
+
 void test('a lock with our own pid that this process does not hold (pid reused after a container restart) is stale', async () => {
   const dir = newDir();
   mkdirSync(dir, { recursive: true });
