@@ -5,14 +5,14 @@ import { test } from 'node:test';
 import { http, spawnServe, type HttpResult } from '../harness/serve-process.js';
 import { tempDir } from '../harness/servers.js';
 
-// Budget: about 40 s (start, ~10 s of load, recovery once the retained memory expires).
+// Budget: about 40 s (start, ~10 s of load, recovery once the retained memory expires); up to 75 s on a busy machine.
 
 /**
  * A real `kgents serve` with a 64 MiB old generation, driven by concurrent ordinary requests that each
  * keep 100 kB of heap for 10 s (TEST_RETAIN_*: about 16 MB/s at 160 req/s, far past the limit
  * within seconds). Without shedding this process dies of OOM in about 5 s (see docs/chaos-baseline.md).
  */
-test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and Retry-After instead of dying, and admits again once memory is back', async () => {
+test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and Retry-After instead of dying, and admits again once memory is back', async (t) => {
   const data = tempDir('kgents-shed-');
   const serve = await spawnServe({
     NODE_OPTIONS: '--max-old-space-size=64', DATA_DIR: data.dir, EMBEDDED_SERVICES: 'off', NATS_URLS: '', REDIS_URL: '', KEY_STORE: 'file',
@@ -51,11 +51,14 @@ test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and
     assert.match(metrics, /^kgents_load_shed_total\{reason="(heap|event_loop)",[^}]*\} [1-9]/m);
     assert.match(serve.output(), /overloaded: shedding new requests/);
 
-    // The retained memory expires after 10 s; the next full GC shows it gone and /ready turns 200.
-    const readyBy = Date.now() + 40_000;
+    // The retained memory expires after 10 s; once V8 has collected it and released the pages
+    // (its memory reducer runs when the heap is idle: later on a busy machine), /ready turns 200.
+    const waitFrom = Date.now();
+    const readyBy = waitFrom + 60_000;
     let ready = 0;
     while (Date.now() < readyBy && (ready = (await http(serve.port, '/ready')).status) !== 200) await sleep(500);
     assert.equal(ready, 200, 'ready again once memory is back under the threshold');
+    t.diagnostic(`ready again ${((Date.now() - waitFrom) / 1000).toFixed(1)} s after the load stopped`);
     assert.equal((await http(serve.port, '/v1/agentese/affordances?path=world.house')).status, 401, 'admitted again');
     assert.equal(serve.child.exitCode, null);
   } finally {
