@@ -19,7 +19,10 @@ export interface DurableMeterOptions {
    * event-loop turn for one subject share a message and its acknowledgement.
    */
   readonly maxBatchEvents?: number;
-  /** Most bytes of event JSON in one message (kept well under NATS' max_payload). */
+  /**
+   * Most event JSON in one message, in UTF-16 units (at most 3x that in bytes: the 256 Ki default
+   * stays under NATS' 1 MiB max_payload and the fallback queue's 1 MiB records).
+   */
   readonly maxBatchBytes?: number;
 }
 
