@@ -31,7 +31,7 @@ import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { formatAreaComparison, formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
-import { startCpuWatch, waitForQuiet } from './lib/cpu.js';
+import { startCounterWatch, startCpuWatch, waitForQuiet, type ProcessCounters } from './lib/cpu.js';
 import { benchDrain, type DrainFigures } from './lib/drain.js';
 import { killLoadGenerators, runLoad } from './lib/load.js';
 import { SERVER_CPU, otherCpus, pin, pinUnavailable } from './lib/pin.js';
@@ -177,6 +177,8 @@ interface RunRecord {
   readonly cpu: Record<string, number>;
   /** 0 for the first try; more when earlier tries were repeated for noise. */
   readonly attempt: number;
+  /** The server process's user/kernel CPU and syscalls during the run (Linux). */
+  readonly serverCounters?: ProcessCounters;
 }
 
 interface TargetResult {
@@ -199,6 +201,8 @@ interface TargetResult {
   readonly serverUsPerReqRatio: number | undefined;
   /** Redis + NATS CPU per request, µs. */
   readonly depsUsPerReq: number | undefined;
+  /** The server's CPU per request split into user and kernel time (µs), and its syscalls per request. */
+  readonly serverPerReq: { readonly userUs: number; readonly kernelUs: number; readonly reads: number; readonly writes: number } | undefined;
   readonly generatorCpuPct: number;
   readonly redisCpuPct: number | undefined;
   readonly natsCpuPct: number | undefined;
@@ -364,13 +368,15 @@ async function main(): Promise<number> {
             if (waited === undefined) log(`  (the machine did not go quiet within ${opts.quietWaitS} s; measuring anyway)`);
           }
           const watch = startCpuWatch(pidsFor(target));
+          const counters = startCounterWatch(pidsFor(target).server);
           const summary = await runLoad(jobFor(target, opts.durationS), generatorCpus);
+          const serverCounters = counters.stop();
           const cpu: Record<string, number> = { ...watch.stop(), generator: summary.generatorCpuPct };
           if (cpu.machine !== undefined) {
             const ours = (cpu.server ?? 0) + (cpu.generator ?? 0) + (cpu.redis ?? 0) + (cpu.nats ?? 0);
             cpu.other = Math.max(0, roundTo(cpu.machine - ours, 1));
           }
-          const record: RunRecord = { round, target: target.name, summary, cpu, attempt };
+          const record: RunRecord = { round, target: target.name, summary, cpu, attempt, ...(serverCounters && { serverCounters }) };
           servedInWindow.set(target.name, (servedInWindow.get(target.name) ?? 0) + summary.requests);
           const noisy = (cpu.other ?? 0) > NOISY_OTHER_CPU_PCT;
           log(`round ${round}/${opts.rounds}  ${target.name.padEnd(11)} ${fmtInt(summary.rps).padStart(7)} req/s  p50 ${fmtMs(summary.latency.p50)} ms  p99 ${fmtMs(summary.latency.p99)} ms  cpu: server ${fmtPct(cpu.server)}, generator ${fmtPct(cpu.generator)}${cpu.redis !== undefined ? `, redis ${fmtPct(cpu.redis)}, nats ${fmtPct(cpu.nats)}` : ''}, other ${fmtPct(cpu.other)}${noisy ? (attempt < opts.retries ? '  NOISY: again' : '  NOISY') : ''}`);
@@ -467,6 +473,17 @@ async function main(): Promise<number> {
     ]);
     log('\nCPU (medians; % of one core while the target was under load):\n');
     log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
+    const sysRows = results.filter((r) => r.serverPerReq).map((r) => [
+      r.target,
+      r.serverPerReq?.userUs.toFixed(1) ?? '-',
+      r.serverPerReq?.kernelUs.toFixed(1) ?? '-',
+      r.serverPerReq?.reads.toFixed(2) ?? '-',
+      r.serverPerReq?.writes.toFixed(2) ?? '-',
+    ]);
+    if (sysRows.length > 0) {
+      log('\nThe server process per request (medians; /proc/<pid>/stat and io over each run, divided by the requests answered):\n');
+      log(table(['target', 'user µs', 'kernel µs', 'read syscalls', 'write syscalls'], sysRows, new Set([1, 2, 3, 4])));
+    }
     log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
     const metered = results.find((r) => r.target === 'invoke');
     const unmetered = results.find((r) => r.target === 'invoke-nometer');
@@ -552,6 +569,8 @@ function summarise(selected: readonly Target[], records: readonly RunRecord[]): 
     const usPerReq = median(runs.map((r) => serverUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
     const bareUsPerReq = median(bareRuns.map((r) => serverUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
     const depsUs = median(runs.map((r) => depsUsPerReq(r) ?? Number.NaN).filter((x) => !Number.isNaN(x)));
+    const perReq = runs.flatMap((r) => (r.serverCounters && r.summary.requests > 0 ? [{ c: r.serverCounters, n: r.summary.requests }] : []));
+    const perReqMedian = (f: (c: ProcessCounters) => number): number => median(perReq.map(({ c, n }) => f(c) / n));
     out.push({
       target: target.name,
       description: target.description,
@@ -568,6 +587,12 @@ function summarise(selected: readonly Target[], records: readonly RunRecord[]): 
       serverUsPerReq: Number.isNaN(usPerReq) ? undefined : roundTo(usPerReq, 1),
       serverUsPerReqRatio: Number.isNaN(usPerReq) || Number.isNaN(bareUsPerReq) ? undefined : roundTo(usPerReq / bareUsPerReq, 3),
       depsUsPerReq: Number.isNaN(depsUs) ? undefined : roundTo(depsUs, 1),
+      serverPerReq: perReq.length === 0 ? undefined : {
+        userUs: roundTo(perReqMedian((c) => c.userS * 1e6), 1),
+        kernelUs: roundTo(perReqMedian((c) => c.systemS * 1e6), 1),
+        reads: roundTo(perReqMedian((c) => c.reads), 2),
+        writes: roundTo(perReqMedian((c) => c.writes), 2),
+      },
       generatorCpuPct: cpuMedian('generator') ?? 0,
       redisCpuPct: cpuMedian('redis'),
       natsCpuPct: cpuMedian('nats'),

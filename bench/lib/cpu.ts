@@ -90,3 +90,39 @@ export async function waitForQuiet(maxWaitS: number, thresholdPct: number, sleep
     if (waited >= maxWaitS) return undefined;
   }
 }
+
+/** What the kernel counts for one process: CPU split into user and kernel time, and syscalls. */
+export interface ProcessCounters {
+  readonly userS: number;
+  readonly systemS: number;
+  /** read-like syscalls (read, recv, readv...) and write-like ones (write, send, writev...), from /proc/<pid>/io. */
+  readonly reads: number;
+  readonly writes: number;
+}
+
+/** The counters of a process so far (Linux /proc); undefined elsewhere or if it is gone. */
+export function processCounters(pid: number | undefined): ProcessCounters | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const count = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
+    const counters = { userS: Number(fields[11]) / clockTicks(), systemS: Number(fields[12]) / clockTicks(), reads: count('syscr'), writes: count('syscw') };
+    return Object.values(counters).every(Number.isFinite) ? counters : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Counts from now until stop(): the difference, or undefined when /proc cannot tell. */
+export function startCounterWatch(pid: number | undefined): { stop(): ProcessCounters | undefined } {
+  const before = processCounters(pid);
+  return {
+    stop() {
+      const after = processCounters(pid);
+      if (!before || !after) return undefined;
+      return { userS: after.userS - before.userS, systemS: after.systemS - before.systemS, reads: after.reads - before.reads, writes: after.writes - before.writes };
+    },
+  };
+}
