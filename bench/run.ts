@@ -23,6 +23,8 @@
  *   --quiet-wait S    before each run, wait up to S s for a second in which the machine is idle
  *                     (BENCH_QUIET_WAIT, default 30; --quick: 0)
  *   --keep            keep the temporary directory (server logs, data, profiles)
+ * Environment only: BENCH_NODE_FLAGS (space-separated Node/V8 flags for every server: API, unmetered
+ *   API and bare Fastify; default none), for A/B runs of a flag.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

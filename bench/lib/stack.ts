@@ -117,11 +117,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const apiKey = created.key;
 
     const apiPort = await freePort();
+    // BENCH_NODE_FLAGS: V8/Node flags for every server of the bench (bare Fastify too, so the ratio
+    // compares code, not flags), for A/B runs of a flag; none by default, as the service is deployed.
+    const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
     const profileArgs = (name: string): string[] => (options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, name)}`] : []);
     const api = new ManagedProcess({
       name: 'api',
       command: process.execPath,
-      args: [...profileArgs('api'), CLI, 'serve'],
+      args: [...nodeFlags, ...profileArgs('api'), CLI, 'serve'],
       env: { ...baseEnv, PORT: String(apiPort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'api.log'),
     });
@@ -137,7 +140,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const noMeter = new ManagedProcess({
       name: 'api-nometer',
       command: process.execPath,
-      args: [...profileArgs('api-nometer'), NO_METER],
+      args: [...nodeFlags, ...profileArgs('api-nometer'), NO_METER],
       env: { ...baseEnv, DATA_DIR: noMeterDir, PORT: String(noMeterPort), HOST: '127.0.0.1', INSTANCE_ID: 'bench-nometer' },
       logFile: join(options.dir, 'api-nometer.log'),
     });
@@ -150,7 +153,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const bare = new ManagedProcess({
       name: 'bare',
       command: process.execPath,
-      args: [...profileArgs('bare'), BARE],
+      args: [...nodeFlags, ...profileArgs('bare'), BARE],
       env: { ...process.env, PORT: String(barePort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'bare.log'),
     });
