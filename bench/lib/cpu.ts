@@ -14,9 +14,8 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** User+system CPU seconds a process has used so far (Linux /proc); undefined elsewhere or if it is gone. */
-export function cpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+/** User and system CPU seconds a process has used so far (Linux /proc); undefined elsewhere or if it is gone. */
+function cpuTimes(pid: number): { userS: number; systemS: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
@@ -24,10 +23,16 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
     const utime = Number(fields[11]);
     const stime = Number(fields[12]);
     if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-    return (utime + stime) / clockTicks();
+    return { userS: utime / clockTicks(), systemS: stime / clockTicks() };
   } catch {
     return undefined;
   }
+}
+
+/** User+system CPU seconds a process has used so far (Linux /proc); undefined elsewhere or if it is gone. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  const t = pid === undefined ? undefined : cpuTimes(pid);
+  return t === undefined ? undefined : t.userS + t.systemS;
 }
 
 /**
@@ -102,14 +107,13 @@ export interface ProcessCounters {
 
 /** The counters of a process so far (Linux /proc); undefined elsewhere or if it is gone. */
 export function processCounters(pid: number | undefined): ProcessCounters | undefined {
-  if (pid === undefined) return undefined;
+  const times = pid === undefined ? undefined : cpuTimes(pid);
+  if (pid === undefined || !times) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     const count = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
-    const counters = { userS: Number(fields[11]) / clockTicks(), systemS: Number(fields[12]) / clockTicks(), reads: count('syscr'), writes: count('syscw') };
-    return Object.values(counters).every(Number.isFinite) ? counters : undefined;
+    const counters = { ...times, reads: count('syscr'), writes: count('syscw') };
+    return Number.isFinite(counters.reads) && Number.isFinite(counters.writes) ? counters : undefined;
   } catch {
     return undefined;
   }

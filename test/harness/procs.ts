@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pidAlive } from '../../src/ops/stack/processes.js';
+import { pidAlive } from '../../src/adapters/local/process-record.js';
 
 /** What /proc/<pid>/stat says about a process that tests look at. */
 export interface ProcInfo {
@@ -8,15 +8,17 @@ export interface ProcInfo {
   readonly comm: string;
   readonly ppid: number;
   readonly pgid: number;
+  /** R, S, D, T, Z (zombie: exited, not yet reaped)... */
+  readonly state: string;
 }
 
-/** A live process's name, parent and process group, from /proc; undefined once it is gone. */
+/** A process's name, state, parent and process group, from /proc; undefined once it is gone. */
 export function procInfo(pid: number): ProcInfo | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm may contain spaces and parentheses: the fields after it follow the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ppid: Number(fields[1]), pgid: Number(fields[2]) };
+    return { pid, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), state: fields[0] ?? '', ppid: Number(fields[1]), pgid: Number(fields[2]) };
   } catch {
     return undefined;
   }

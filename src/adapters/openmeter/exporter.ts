@@ -15,7 +15,7 @@ import { headers, nanos } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { NatsConnection } from '../nats/connection.js';
 import { USAGE_DLQ_SUBJECT, USAGE_STREAM } from '../nats/streams.js';
-import { usageMessageTexts } from '../../domain/metering/usage-message.js';
+import { usageMessageElements } from '../../domain/metering/usage-message.js';
 import { OpenMeterClient, redact, type PostResult } from './client.js';
 import { ExporterMetrics } from './metrics.js';
 
@@ -180,6 +180,11 @@ export function checkCloudEvent(text: string): { ok: true; id: string } | { ok: 
   } catch (err) {
     return { ok: false, problem: `not JSON: ${err instanceof Error ? err.message : String(err)}` };
   }
+  return checkCloudEventValue(parsed);
+}
+
+/** checkCloudEvent for a value already parsed (an element of a usage message). */
+export function checkCloudEventValue(parsed: unknown): { ok: true; id: string } | { ok: false; problem: string } {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { ok: false, problem: 'not a JSON object' };
   const ev = parsed as Record<string, unknown>;
   if (ev.specversion !== '1.0') return { ok: false, problem: 'specversion is not "1.0"' };
@@ -431,18 +436,22 @@ export class UsageExporter {
     try {
       const items: Item[] = [];
       for (const msg of msgs) {
-        let texts: string[];
+        let message: ReturnType<typeof usageMessageElements>;
+        const raw = msg.string();
         try {
-          texts = usageMessageTexts(msg.string());
+          message = usageMessageElements(raw);
         } catch (err) {
           const problem = err instanceof Error ? err.message : String(err);
           if ((await this.deadLetter(msg, undefined, undefined, 'malformed', problem, undefined, unsettled)) === 'abandoned') return;
           continue;
         }
-        unsettled.expect(msg, texts.length);
-        for (const [index, text] of texts.entries()) {
-          const check = checkCloudEvent(text);
-          const part = texts.length > 1 ? index : undefined;
+        unsettled.expect(msg, message.elements.length);
+        for (const [index, element] of message.elements.entries()) {
+          const check = checkCloudEventValue(element);
+          // a message of one event is sent as stored; an element of a batch as its own JSON
+          const text = message.batch ? JSON.stringify(element) : raw;
+          // a batch of one is dead-lettered whole, like a single event
+          const part = message.elements.length > 1 ? index : undefined;
           if (check.ok) {
             items.push({ msg, text, id: check.id, part });
           } else if ((await this.deadLetter(msg, part === undefined ? undefined : { index: part, text }, undefined, 'malformed', check.problem, undefined, unsettled)) === 'abandoned') {

@@ -131,7 +131,7 @@ export class DurableMeter<P> implements UsageMeter {
 
   /** Adds the event to this turn's message for its subject; sent at the end of the turn, or now when full. */
   private join(event: UsageEvent, text: string): Promise<'published' | 'queued'> {
-    const key = `${event.subject}\u0000${event.type}`;
+    const key = subjectKey(event);
     let batch = this.open.get(key);
     if (batch && batch.bytes + text.length + 1 > this.maxBatchBytes) {
       this.open.delete(key);
@@ -229,7 +229,7 @@ export class DurableMeter<P> implements UsageMeter {
   private group(events: readonly UsageEvent[]): UsageEvent[][] {
     const bySubject = new Map<string, UsageEvent[][]>();
     for (const e of events) {
-      const key = `${e.subject}\u0000${e.type}`;
+      const key = subjectKey(e);
       const lists = bySubject.get(key) ?? [];
       const last = lists[lists.length - 1];
       if (last && last.length < this.maxBatchEvents) last.push(e);
@@ -343,6 +343,11 @@ export class DurableMeter<P> implements UsageMeter {
     this.hooks.log?.error({ bytes: payload.length }, 'fallback queue: a record is not a usage event or batch; skipped');
     return undefined;
   }
+}
+
+/** Events of one tenant and type go to one subject, so they may share a message. */
+function subjectKey(e: Pick<UsageEvent, 'subject' | 'type'>): string {
+  return `${e.subject}\u0000${e.type}`;
 }
 
 function openBatch(): OpenBatch {

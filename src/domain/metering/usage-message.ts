@@ -15,8 +15,11 @@ export function encodeUsageMessage(jsonTexts: readonly string[]): Buffer {
   return Buffer.from(text, 'utf8');
 }
 
-/** The JSON text of each event in a usage message (object or batch); throws when it is neither. */
-export function usageMessageTexts(text: string): string[] {
+/**
+ * The elements of a usage message, parsed once: the object itself, or the batch's elements
+ * (`batch`: the message is an array). Throws a SyntaxError saying why when it is neither.
+ */
+export function usageMessageElements(text: string): { readonly elements: unknown[]; readonly batch: boolean } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -25,21 +28,19 @@ export function usageMessageTexts(text: string): string[] {
   }
   if (Array.isArray(parsed)) {
     if (parsed.length === 0) throw new SyntaxError('an empty batch');
-    return parsed.map((e) => JSON.stringify(e));
+    return { elements: parsed, batch: true };
   }
   if (parsed === null || typeof parsed !== 'object') throw new SyntaxError('not a JSON object or array');
-  return [text];
+  return { elements: [parsed], batch: false };
 }
 
 /** The events of a usage message; throws when it is not JSON, or an element is not an object. */
 export function decodeUsageMessage(text: string): UsageEvent[] {
-  const parsed: unknown = JSON.parse(text);
-  const list = Array.isArray(parsed) ? parsed : [parsed];
-  if (list.length === 0) throw new SyntaxError('an empty usage batch');
-  for (const e of list) {
+  const { elements } = usageMessageElements(text);
+  for (const e of elements) {
     if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SyntaxError('a usage event is not a JSON object');
   }
-  return list as UsageEvent[];
+  return elements as UsageEvent[];
 }
 
 /** Whether a value has the attributes every usage event carries (id, subject, type as strings). */

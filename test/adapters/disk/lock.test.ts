@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { FallbackQueue } from '../../../src/adapters/disk/fallback-queue.js';
 import { QueueLockedError } from '../../../src/adapters/disk/errors.js';
-import { children } from '../../harness/procs.js';
+import { children, procInfo } from '../../harness/procs.js';
 import { captureLogger, newDir, track } from './helpers.js';
 
 const open = async (dir: string): Promise<FallbackQueue> => track(await FallbackQueue.open(dir, { logger: captureLogger() }));
@@ -49,20 +49,12 @@ void test('a lock of a killed process not yet reaped by its parent (a zombie) is
   // the background `sleep 0.2` exits after its parent has become `sleep 30` (exec), which never reaps it
   const parent = spawn('sh', ['-c', 'sleep 0.2 & exec sleep 30'], { stdio: 'ignore' });
   t.after(() => parent.kill('SIGKILL'));
-  const stateOf = (pid: number): string | undefined => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    } catch {
-      return undefined;
-    }
-  };
   let zombie = 0;
   for (let i = 0; i < 250 && zombie === 0; i++) {
-    zombie = children(parent.pid ?? 0).find((c) => stateOf(c.pid) === 'Z')?.pid ?? 0;
+    zombie = children(parent.pid ?? 0).find((c) => c.state === 'Z')?.pid ?? 0;
     if (zombie === 0) await new Promise((r) => setTimeout(r, 20));
   }
-  assert.equal(stateOf(zombie), 'Z', 'a zombie to test with');
+  assert.equal(procInfo(zombie)?.state, 'Z', 'a zombie to test with');
   writeFileSync(join(dir, 'queue.lock'), JSON.stringify({ pid: zombie, token: 'killed' }));
   const q = await open(dir);
   assert.equal(lockPid(dir), process.pid);

@@ -5,7 +5,7 @@ import { CircuitBreaker } from '../../../src/domain/metering/circuit-breaker.js'
 import { DurableMeter, type DurableMeterOptions } from '../../../src/domain/metering/durable-meter.js';
 import type { DurableQueue, EventPublisher } from '../../../src/domain/metering/ports.js';
 import { usageEvent, type UsageEvent } from '../../../src/domain/metering/usage-event.js';
-import { decodeUsageMessage, encodeUsageMessage, usageMessageTexts } from '../../../src/domain/metering/usage-message.js';
+import { decodeUsageMessage, encodeUsageMessage, usageMessageElements } from '../../../src/domain/metering/usage-message.js';
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
 
@@ -98,6 +98,14 @@ function setup(options: Partial<DurableMeterOptions> = {}): { meter: DurableMete
   return { meter, bus, queue, breaker, drained };
 }
 
+/** The bus is back: probe at once, drain the queue to empty, stop the drainer. */
+async function drainAll(meter: DurableMeter<number>, breaker: CircuitBreaker): Promise<void> {
+  breaker.forceProbe('test');
+  meter.start();
+  assert.ok(await meter.drained(5000), 'the queue drained');
+  await meter.stop();
+}
+
 describe('usage messages', () => {
   test('one event is a plain CloudEvents object, several are a JSON array; both decode to their events', () => {
     const [a, b] = [event(), event()];
@@ -106,13 +114,14 @@ describe('usage messages', () => {
     assert.deepEqual(JSON.parse(batch), [a, b]);
     assert.deepEqual(decodeUsageMessage(batch), [a, b]);
     assert.deepEqual(decodeUsageMessage(JSON.stringify(a)), [a]);
-    assert.deepEqual(usageMessageTexts(batch).map((t) => JSON.parse(t) as unknown), [a, b]);
+    assert.deepEqual(usageMessageElements(batch), { elements: [a, b], batch: true });
+    assert.deepEqual(usageMessageElements(JSON.stringify(a)), { elements: [a], batch: false });
   });
 
   test('what is not an event or a batch of events is refused', () => {
     for (const bad of ['nope', '[]', '[1]', 'null', '"x"']) assert.throws(() => decodeUsageMessage(bad), SyntaxError, bad);
-    assert.throws(() => usageMessageTexts('{oops'), /not JSON/);
-    assert.throws(() => usageMessageTexts('[]'), /empty/);
+    assert.throws(() => usageMessageElements('{oops'), /not JSON/);
+    assert.throws(() => usageMessageElements('[]'), /empty/);
     assert.throws(() => encodeUsageMessage([]), RangeError);
   });
 });
@@ -161,10 +170,7 @@ describe('durable meter', () => {
     assert.equal(bus.events.length, 3, 'it had landed');
 
     bus.loseAcks = false;
-    breaker.forceProbe('test');
-    meter.start();
-    assert.ok(await meter.drained(5000));
-    await meter.stop();
+    await drainAll(meter, breaker);
     assert.deepEqual(bus.events, events, 'exactly once, in order');
     assert.deepEqual(drained, [3], 'the drain counts events, not records');
   });
@@ -176,10 +182,7 @@ describe('durable meter', () => {
     await Promise.all(events.map((e) => meter.record(e)));
     assert.equal(queue.depth, 3);
     bus.failing = undefined;
-    breaker.forceProbe('test');
-    meter.start();
-    assert.ok(await meter.drained(5000));
-    await meter.stop();
+    await drainAll(meter, breaker);
     assert.deepEqual(bus.events, events);
   });
 
@@ -197,10 +200,7 @@ describe('durable meter', () => {
     const good = event();
     await queue.append(Buffer.from('[1,2]'));
     await queue.append(encodeUsageMessage([JSON.stringify(good)]));
-    breaker.forceProbe('test');
-    meter.start();
-    assert.ok(await meter.drained(5000));
-    await meter.stop();
+    await drainAll(meter, breaker);
     await nextTurn();
     assert.deepEqual(bus.events, [good]);
   });
