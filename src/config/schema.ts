@@ -89,6 +89,7 @@ export const CONFIG_VARS = {
   NATS_REPLICAS: { schema: intFrom(1, 5), default: '1', doc: 'Replicas for JetStream streams and KV buckets (3 in a cluster).' },
   METERING_MODE: { schema: z.enum(['durable', 'async']), default: 'durable', doc: '`durable`: a billable request is answered only after its usage event is acknowledged by JetStream or fsynced to the fallback queue. `async`: answered first; an event buffered in memory can be lost if the process crashes.' },
   METERING_LINGER_MS: { schema: z.coerce.number().min(0).max(50), default: '1', doc: 'How long a usage event may wait to share a JetStream publish flush or a fallback-queue fsync with others (group commit).' },
+  METERING_BATCH_EVENTS: { schema: intFrom(1, 1024), default: '128', doc: 'Most usage events in one JetStream message: the events recorded in one event-loop turn for one tenant and type share a message (a CloudEvents JSON batch) and its acknowledgement. 1: a message per event.' },
   PUBLISH_TIMEOUT_MS: { schema: intFrom(50, 60_000), default: '1000', doc: 'A JetStream publish not acknowledged within this time counts as a failure; the event goes to the fallback queue instead.' },
   BREAKER_FAILURE_THRESHOLD: { schema: intFrom(1, 1000), default: '5', doc: 'Consecutive publish failures or timeouts that open the circuit breaker.' },
   BREAKER_RESET_TIMEOUT_MS: { schema: intFrom(100, 3_600_000), default: '30000', doc: 'How long the breaker stays open before its own timer half-opens it to probe JetStream.' },

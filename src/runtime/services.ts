@@ -239,7 +239,7 @@ async function openMeter(config: Config, nats: NatsConnection | undefined, log: 
     else log.warn(fields, t.to === 'open' ? 'circuit breaker opened: usage events go to the fallback queue' : 'circuit breaker half-open: probing JetStream');
   });
   const publisher = nats ? new JetStreamUsagePublisher(nats, config.PUBLISH_TIMEOUT_MS) : undefined;
-  const meter = new DurableMeter(publisher, queue, breaker, { mode: config.METERING_MODE }, {
+  const meter = new DurableMeter(publisher, queue, breaker, { mode: config.METERING_MODE, maxBatchEvents: config.METERING_BATCH_EVENTS }, {
     onRecorded: (outcome) => metrics.countUsageEvent(outcome),
     onDrained: (events, duplicates) => {
       metrics.fallbackDrained.inc(events);
