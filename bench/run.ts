@@ -41,63 +41,11 @@ import { benchFallbackQueue, formatFallbackQueueResults, type FallbackQueueBench
 import type { LoadJob, LoadSummary } from './lib/load-types.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
 import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
+import { TARGETS, TARGET_NAMES, checkTarget, type Target, type TargetName } from './lib/targets.js';
 import { median, round as roundTo } from './lib/stats.js';
 
 const execFileP = promisify(execFile);
 
-const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-nometer'] as const;
-type TargetName = (typeof TARGET_NAMES)[number];
-
-interface Target {
-  readonly name: TargetName;
-  readonly description: string;
-  readonly server: 'api' | 'api-nometer' | 'bare';
-  /** Throughput goal as a fraction of bare Fastify's, in the same run. */
-  readonly goal?: number;
-  job(stack: Stack): Omit<LoadJob, 'connections' | 'durationS' | 'timeoutS'>;
-  /** A sanity check of one response before any load. */
-  check(status: number, body: string): boolean;
-}
-
-const INVOKE_BODY = JSON.stringify({ path: 'world.house.manifest', observer: { archetype: 'architect' }, kwargs: {} });
-
-const TARGETS: readonly Target[] = [
-  {
-    name: 'bare', description: 'bare Fastify: GET / -> {hello:"world"}, logger off', server: 'bare',
-    job: (s) => ({ url: `${s.bareUrl}/`, method: 'GET', headers: {} }),
-    check: (status, body) => status === 200 && body.includes('world'),
-  },
-  {
-    name: 'bare-post', description: 'bare Fastify: POST /echo with invoke\'s JSON body (parsed, schema-checked), small JSON answer: the floor of any JSON POST route', server: 'bare',
-    job: (s) => ({ url: `${s.bareUrl}/echo`, method: 'POST', headers: { 'content-type': 'application/json' }, body: INVOKE_BODY }),
-    check: (status, body) => status === 200 && body.includes('tokens_used'),
-  },
-  {
-    name: 'health', description: 'GET /health', server: 'api', goal: 0.9,
-    job: (s) => ({ url: `${s.apiUrl}/health`, method: 'GET', headers: {} }),
-    check: (status, body) => status === 200 && body.includes('"ok"'),
-  },
-  {
-    name: 'health-saas', description: 'GET /health/saas (the original\'s baseline route)', server: 'api',
-    job: (s) => ({ url: `${s.apiUrl}/health/saas`, method: 'GET', headers: {} }),
-    check: (status, body) => status === 200 && body.includes('components'),
-  },
-  {
-    name: 'resolve', description: 'GET /v1/agentese/resolve?path=world.house.manifest&archetype=architect (API key, scope read)', server: 'api',
-    job: (s) => ({ url: `${s.apiUrl}/v1/agentese/resolve?path=world.house.manifest&archetype=architect`, method: 'GET', headers: { 'x-api-key': s.apiKey } }),
-    check: (status, body) => status === 200 && body.includes('manifest'),
-  },
-  {
-    name: 'invoke', description: 'POST /v1/agentese/invoke (API key, scope write; rate limit + quota in Redis, tokens added)', server: 'api', goal: 0.5,
-    job: (s) => ({ url: `${s.apiUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
-    check: (status, body) => status === 200 && body.includes('tokens_used'),
-  },
-  {
-    name: 'invoke-nometer', description: 'POST /v1/agentese/invoke on the same API without a usage meter (bench/api-without-metering.ts): auth, rate limit, quota, tokens, no usage event', server: 'api-nometer',
-    job: (s) => ({ url: `${s.apiNoMeterUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
-    check: (status, body) => status === 200 && body.includes('tokens_used'),
-  },
-];
 
 interface Options {
   durationS: number;
@@ -237,13 +185,6 @@ function runProblems(label: string, s: LoadSummary): string[] {
   return out;
 }
 
-async function sanityCheck(stack: Stack, target: Target): Promise<void> {
-  const job = target.job(stack);
-  const res = await fetch(job.url, { method: job.method, headers: job.headers, ...(job.body !== undefined && { body: job.body }), signal: AbortSignal.timeout(5000) });
-  const body = await res.text();
-  if (!target.check(res.status, body)) throw new Error(`${target.name}: unexpected response ${res.status}: ${body.slice(0, 300)}`);
-}
-
 function table(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells
@@ -334,7 +275,7 @@ async function main(): Promise<number> {
       for (const pid of [s.pids.nats, s.pids.redis]) await pin(pid, otherCpus());
     }
     const generatorCpus = opts.pin ? otherCpus() : undefined;
-    for (const target of selected) await sanityCheck(s, target);
+    for (const target of selected) await checkTarget(s, target);
 
     const jobFor = (target: Target, durationS: number): LoadJob => ({
       ...target.job(s), connections: opts.connections, durationS, timeoutS: 10,

@@ -3,7 +3,7 @@ import { relative } from 'node:path';
 import { ROOT } from './stack.js';
 
 /** The parts of V8's .cpuprofile JSON (node --cpu-prof) this summary reads. */
-interface CpuProfileNode {
+export interface CpuProfileNode {
   readonly id: number;
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
   readonly children?: readonly number[];
@@ -97,7 +97,7 @@ export function areaOf(frame: CpuProfileNode['callFrame']): string {
   return parts.slice(start, start + 2).join('/');
 }
 
-function frameName(frame: CpuProfileNode['callFrame']): string {
+export function frameName(frame: CpuProfileNode['callFrame']): string {
   const fn = frame.functionName || '(anonymous)';
   if (frame.url === '') return fn;
   return `${fn} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { ManagedProcess, waitUntil } from '../../src/adapters/local/managed-process.js';
 import { LocalNatsServer } from '../../src/adapters/local/nats-server.js';
@@ -15,6 +16,7 @@ export const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const BARE = join(ROOT, 'dist', 'bench', 'bare-server.js');
 const NO_METER = join(ROOT, 'dist', 'bench', 'api-without-metering.js');
+const ALLOC_SAMPLER = join(ROOT, 'dist', 'bench', 'lib', 'alloc-sampler.js');
 
 /** Limits high enough that the bench never sees a 429 or a 402, while still running the checks. */
 export const BENCH_RATE_LIMITS = 'free=60,pro=600,enterprise=100000000';
@@ -24,6 +26,8 @@ export interface StackOptions {
   readonly dir: string;
   /** Run the API and the bare server under --cpu-prof, writing to `<dir>/api` and `<dir>/bare`. */
   readonly cpuProfileDir?: string;
+  /** Preload bench/lib/alloc-sampler.js into the API and the bare server, writing to `<dir>/<server>`. */
+  readonly allocProfileDir?: string;
 }
 
 export interface Stack {
@@ -120,12 +124,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // BENCH_NODE_FLAGS: V8/Node flags for every server of the bench (bare Fastify too, so the ratio
     // compares code, not flags), for A/B runs of a flag; none by default, as the service is deployed.
     const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
-    const profileArgs = (name: string): string[] => (options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, name)}`] : []);
+    const allocDir = options.allocProfileDir;
+    const profileArgs = (name: string): string[] => [
+      ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, name)}`] : []),
+      ...(allocDir ? ['--import', pathToFileURL(ALLOC_SAMPLER).href] : []),
+    ];
+    const allocEnv = (name: string): NodeJS.ProcessEnv => {
+      if (!allocDir) return {};
+      mkdirSync(join(allocDir, name), { recursive: true });
+      return { KGENTS_ALLOC_DIR: join(allocDir, name) };
+    };
     const api = new ManagedProcess({
       name: 'api',
       command: process.execPath,
       args: [...nodeFlags, ...profileArgs('api'), CLI, 'serve'],
-      env: { ...baseEnv, PORT: String(apiPort), HOST: '127.0.0.1' },
+      env: { ...baseEnv, ...allocEnv('api'), PORT: String(apiPort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'api.log'),
     });
     api.start();
@@ -141,7 +154,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       name: 'api-nometer',
       command: process.execPath,
       args: [...nodeFlags, ...profileArgs('api-nometer'), NO_METER],
-      env: { ...baseEnv, DATA_DIR: noMeterDir, PORT: String(noMeterPort), HOST: '127.0.0.1', INSTANCE_ID: 'bench-nometer' },
+      env: { ...baseEnv, ...allocEnv('api-nometer'), DATA_DIR: noMeterDir, PORT: String(noMeterPort), HOST: '127.0.0.1', INSTANCE_ID: 'bench-nometer' },
       logFile: join(options.dir, 'api-nometer.log'),
     });
     noMeter.start();
@@ -154,7 +167,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       name: 'bare',
       command: process.execPath,
       args: [...nodeFlags, ...profileArgs('bare'), BARE],
-      env: { ...process.env, PORT: String(barePort), HOST: '127.0.0.1' },
+      env: { ...process.env, ...allocEnv('bare'), PORT: String(barePort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'bare.log'),
     });
     bare.start();

@@ -5,13 +5,14 @@ import { CircuitBreaker } from '../../../src/domain/metering/circuit-breaker.js'
 import { DurableMeter, type DurableMeterOptions } from '../../../src/domain/metering/durable-meter.js';
 import type { DurableQueue, EventPublisher } from '../../../src/domain/metering/ports.js';
 import { usageEvent, type UsageEvent } from '../../../src/domain/metering/usage-event.js';
-import { decodeUsageMessage, encodeUsageMessage, usageMessageElements } from '../../../src/domain/metering/usage-message.js';
+import fc from 'fast-check';
+import { decodeUsageMessage, encodeUsageMessage, usageEventJsonBound, usageMessageElements } from '../../../src/domain/metering/usage-message.js';
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
 
 /** Records every publish; fails while `failing` is set. Dedups by message id, as JetStream does. */
 class FakeBus implements EventPublisher {
-  readonly messages: { id: string; subject: string; type: string; events: UsageEvent[] }[] = [];
+  readonly messages: { id: string; subject: string; type: string; events: UsageEvent[]; bytes: number }[] = [];
   readonly seen = new Set<string>();
   failing: Error | undefined;
   /** The publish lands but its ack is lost (a timeout). */
@@ -22,7 +23,7 @@ class FakeBus implements EventPublisher {
     const duplicate = this.seen.has(meta.id);
     if (!duplicate) {
       this.seen.add(meta.id);
-      this.messages.push({ ...meta, events: decodeUsageMessage(text(payload)) });
+      this.messages.push({ ...meta, events: decodeUsageMessage(text(payload)), bytes: payload.length });
     }
     return this.loseAcks ? Promise.reject(new Error('no ack within 5000 ms')) : Promise.resolve({ duplicate });
   }
@@ -109,9 +110,9 @@ async function drainAll(meter: DurableMeter<number>, breaker: CircuitBreaker): P
 describe('usage messages', () => {
   test('one event is a plain CloudEvents object, several are a JSON array; both decode to their events', () => {
     const [a, b] = [event(), event()];
-    assert.deepEqual(JSON.parse(text(encodeUsageMessage([JSON.stringify(a)]))), a);
-    const batch = text(encodeUsageMessage([JSON.stringify(a), JSON.stringify(b)]));
-    assert.deepEqual(JSON.parse(batch), [a, b]);
+    assert.equal(text(encodeUsageMessage([a])), JSON.stringify(a));
+    const batch = text(encodeUsageMessage([a, b]));
+    assert.equal(batch, `[${JSON.stringify(a)},${JSON.stringify(b)}]`);
     assert.deepEqual(decodeUsageMessage(batch), [a, b]);
     assert.deepEqual(decodeUsageMessage(JSON.stringify(a)), [a]);
     assert.deepEqual(usageMessageElements(batch), { elements: [a, b], batch: true });
@@ -124,9 +125,34 @@ describe('usage messages', () => {
     assert.throws(() => usageMessageElements('[]'), /empty/);
     assert.throws(() => encodeUsageMessage([]), RangeError);
   });
+
+  test('an event\'s JSON is never longer than its bound, whatever its strings and numbers hold', () => {
+    const str = fc.string({ unit: 'binary', maxLength: 40 });
+    const num = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-Number.MAX_VALUE, Number.MIN_VALUE, -5e-324, 1e21, -1.234567890123456e-300));
+    fc.assert(fc.property(str, str, str, str, str, str, fc.option(str), str, str, num, num, num,
+      (id, source, type, subject, time, path, aspect, keyPrefix, requestId, tokens, status, latency) => {
+        const e: UsageEvent = {
+          specversion: '1.0', id, source, type, subject, time, datacontenttype: 'application/json',
+          data: { path, aspect, tokens, status, latency_ms: latency, key_prefix: keyPrefix, request_id: requestId },
+        };
+        assert.ok(usageEventJsonBound(e) >= JSON.stringify(e).length);
+      }), { numRuns: 2000 });
+  });
 });
 
 describe('durable meter', () => {
+  test('a turn\'s events beyond the byte limit go out as further messages, each within it, in order and none lost', async () => {
+    const sample = event();
+    const limit = 3 * (usageEventJsonBound(sample) + 1);
+    const { meter, bus } = setup({ maxBatchBytes: limit });
+    const events = Array.from({ length: 8 }, () => event());
+    const outcomes = await Promise.all(events.map((e) => meter.record(e)));
+    assert.deepEqual(outcomes, Array(8).fill('published'));
+    assert.deepEqual(bus.messages.map((m) => m.events.length), [3, 3, 2]);
+    for (const m of bus.messages) assert.ok(m.bytes <= limit, `${m.bytes} <= ${limit}`);
+    assert.deepEqual(bus.events, events);
+  });
+
   test('the events recorded in one turn for one subject go out as one message whose id is the first event id, and every caller learns it was published', async () => {
     const { meter, bus } = setup();
     const acme = [event(), event(), event()];
@@ -199,7 +225,7 @@ describe('durable meter', () => {
     const { meter, bus, queue, breaker } = setup();
     const good = event();
     await queue.append(Buffer.from('[1,2]'));
-    await queue.append(encodeUsageMessage([JSON.stringify(good)]));
+    await queue.append(encodeUsageMessage([good]));
     await drainAll(meter, breaker);
     await nextTurn();
     assert.deepEqual(bus.events, [good]);
