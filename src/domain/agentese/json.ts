@@ -23,14 +23,77 @@ function tooLarge(field: string): ApiError {
 }
 
 /**
- * Serialises a value to canonical JSON (object keys sorted) with an explicit stack instead of
- * recursion, so arbitrarily deep input cannot overflow the call stack. The text has exactly the
+ * Serialises a value to canonical JSON (object keys sorted): shallow values by recursion, deep
+ * ones with an explicit stack, so arbitrarily deep input cannot overflow the call stack. The text has exactly the
  * length of JSON.stringify's output (only the key order differs), so it also measures the value.
  * Cycles and oversized values are ApiError ERR_VALIDATION naming `field`; nothing else is thrown.
  * Non-JSON leaves are written the way JSON.stringify writes them (NaN/Infinity and dropped values
  * as null), except bigint, which is written as its digits.
  */
 export function canonicalJson(value: unknown, field: string): string {
+  fastLength = 0;
+  return canonicalFast(value, 0) ?? canonicalStack(value, field);
+}
+
+/** Nesting depth the recursive path handles; deeper values, cycles among them, take the stack path. */
+const FAST_MAX_DEPTH = 32;
+/** Characters written so far by canonicalFast (synchronous, so one counter serves every call). */
+let fastLength = 0;
+
+/**
+ * The common case, by recursion into strings built directly: no frames, no cycle set, no parts
+ * array. Gives up (undefined) beyond FAST_MAX_DEPTH or MAX_CANONICAL_LENGTH characters, which a
+ * cycle or a huge value reaches; canonicalStack then gives the exact answer or the error.
+ */
+function canonicalFast(v: unknown, depth: number): string | undefined {
+  let text: string;
+  if (typeof v === 'string') text = JSON.stringify(v);
+  else if (typeof v === 'number') text = Number.isFinite(v) ? String(v) : 'null';
+  else if (typeof v === 'boolean') text = v ? 'true' : 'false';
+  else if (typeof v === 'bigint') text = v.toString();
+  else if (typeof v !== 'object' || v === null) text = 'null';
+  else {
+    if (depth >= FAST_MAX_DEPTH) return undefined;
+    let out: string;
+    if (Array.isArray(v)) {
+      const items: readonly unknown[] = v;
+      out = '[';
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        const t = isSkipped(item) ? 'null' : canonicalFast(item, depth + 1);
+        if (t === undefined) return undefined;
+        out += i === 0 ? t : `,${t}`;
+        if (fastLength > MAX_CANONICAL_LENGTH) return undefined;
+      }
+      out += ']';
+    } else {
+      const record = v as Record<string, unknown>;
+      const keys = Object.keys(record);
+      if (keys.length > 1) keys.sort();
+      out = '{';
+      let first = true;
+      for (const key of keys) {
+        const item = record[key];
+        if (isSkipped(item)) continue;
+        const t = canonicalFast(item, depth + 1);
+        if (t === undefined) return undefined;
+        const name = JSON.stringify(key);
+        fastLength += name.length + 1;
+        out += first ? `${name}:${t}` : `,${name}:${t}`;
+        first = false;
+        if (fastLength > MAX_CANONICAL_LENGTH) return undefined;
+      }
+      out += '}';
+    }
+    fastLength += 2;
+    return out;
+  }
+  fastLength += text.length + 1;
+  return fastLength > MAX_CANONICAL_LENGTH ? undefined : text;
+}
+
+/** The general path: an explicit stack, so arbitrarily deep input cannot overflow the call stack. */
+function canonicalStack(value: unknown, field: string): string {
   const parts: string[] = [];
   let length = 0;
   const emit = (text: string): void => {
