@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type onSendHookHandler, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
 import type { BillingBackend } from '../domain/billing/ports.js';
@@ -18,6 +18,7 @@ import { authenticate } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { HealthRegistry } from './health.js';
 import { beginIdempotent, finishIdempotent, type IdempotencyOptions } from './idempotency.js';
+import { drainAwareResponse } from './drain-response.js';
 import { Lifecycle } from './lifecycle.js';
 import type { PressureSource } from '../adapters/local/pressure-monitor.js';
 import { installLoadShedding } from './shed-guard.js';
@@ -74,6 +75,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const logger = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID), deps.logDestination);
 
   const app: FastifyInstance = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
+    // Keep-alive clients are told to close while draining, in-flight requests included (see drain-response.ts).
+    http: { ServerResponse: drainAwareResponse(() => lifecycle.state === 'draining') },
     loggerInstance: logger,
     genReqId: requestId,
     // request.log is made on first use: most requests never log (see LOG_REQUESTS).
@@ -115,6 +118,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   // One hook for request id, shutdown and load shedding: every hook Fastify runs costs each request.
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
+    // The response class does this on a socket; the header also covers app.inject().
+    if (lifecycle.state === 'draining') void reply.header('connection', 'close');
     if (closing) {
       done(new ApiError('ERR_SERVICE_UNAVAILABLE', 'This instance is shutting down; retry.', undefined, { 'retry-after': '1' }));
       return;
@@ -141,23 +146,22 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     // Checked here so that the common request (no key) does not wait a microtask for nothing.
     if (request.headers['idempotency-key'] !== undefined) await beginIdempotent(idem, request, reply, principal.tenant);
   };
-  app.addHook('onRoute', (route) => {
-    const policy = route.config?.policy;
-    if (!policy?.scope) return;
-    const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
-    route.preHandler = [guard({ ...policy, scope: policy.scope }), ...own];
-  });
-
   // A callback hook, not async: only a request with an Idempotency-Key waits for anything here.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    // Decided at send time, not arrival: a keep-alive request already in flight when draining starts
-    // must still close its socket, or server.close() would wait on that idle connection forever.
-    if (lifecycle.state === 'draining') void reply.header('connection', 'close');
+  const storeIdempotent: onSendHookHandler = (request, reply, payload, done) => {
     if (!request.idempotency) {
       done(null, payload);
       return;
     }
     finishIdempotent(idem, request, reply, payload).then(() => done(null, payload), done);
+  };
+  // Only the routes that declare a scope get these hooks: public routes (health, metrics) run none.
+  app.addHook('onRoute', (route) => {
+    const policy = route.config?.policy;
+    if (!policy?.scope) return;
+    const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+    route.preHandler = [guard({ ...policy, scope: policy.scope }), ...own];
+    const ownOnSend = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
+    route.onSend = [storeIdempotent, ...ownOnSend];
   });
 
   app.addHook('onResponse', (request, reply, done) => {
