@@ -142,11 +142,21 @@ export class RedisLimitStore implements LimitStore {
     await this.incrementQuota(quotaKey, tokens);
   }
 
-  /** addTokens that also returns the counter's new total (no round trip for 0 tokens: returns -1). */
+  /**
+   * addTokens that also returns the counter's new total (no round trip for 0 tokens: returns -1).
+   * Charges of the same key queued back to back in one turn share one op: each caller gets the
+   * total after all of them.
+   */
   async incrementQuota(quotaKey: string, tokens: number): Promise<number> {
     const n = normalizeTokens(tokens);
     if (n === 0) return -1;
-    const [total] = await this.batch.run({ keys: [QUOTA_KEY_PREFIX + quotaKey], args: ['t', Math.min(n, Number.MAX_SAFE_INTEGER), this.quotaTtlMs], replyItems: 1 });
+    const key = QUOTA_KEY_PREFIX + quotaKey;
+    // Charges of one key issued back to back (the requests a reply completed together) are one op.
+    const [total] = await this.batch.runMerged(
+      key,
+      () => ({ keys: [key], args: ['t', Math.min(n, Number.MAX_SAFE_INTEGER), this.quotaTtlMs], replyItems: 1 }),
+      (queued) => ({ ...queued, args: ['t', Math.min(Number(queued.args[1]) + n, Number.MAX_SAFE_INTEGER), this.quotaTtlMs] }),
+    );
     return toInt(total, 'total');
   }
 }

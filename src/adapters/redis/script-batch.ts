@@ -8,7 +8,10 @@ export interface BatchOp {
 }
 
 interface Queued {
-  readonly op: BatchOp;
+  op: BatchOp;
+  /** Set for ops a following op may be merged into (see runMerged). */
+  readonly mergeKey: string | undefined;
+  readonly reply: Promise<unknown[]>;
   readonly resolve: (reply: unknown[]) => void;
   readonly reject: (err: Error) => void;
 }
@@ -31,14 +34,38 @@ export class ScriptBatcher {
   constructor(private readonly script: ScriptCall, private readonly maxOps = 256) {}
 
   run(op: BatchOp): Promise<unknown[]> {
-    return new Promise<unknown[]>((resolve, reject) => {
-      this.queue.push({ op, resolve, reject });
-      if (this.queue.length >= this.maxOps) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushLater);
-      }
+    return this.enqueue(op, undefined);
+  }
+
+  /**
+   * run(), except that when the op queued right before this one (and not sent yet) has the same
+   * mergeKey, `merge` folds this op into it and both callers get its reply. For ops where two in a
+   * row equal one (increments of one counter): nothing else runs between them, so the order of
+   * every op in the batch, and what each one sees, is unchanged.
+   */
+  runMerged(mergeKey: string, make: () => BatchOp, merge: (queued: BatchOp) => BatchOp): Promise<unknown[]> {
+    const last = this.queue[this.queue.length - 1];
+    if (last?.mergeKey === mergeKey) {
+      last.op = merge(last.op);
+      return last.reply;
+    }
+    return this.enqueue(make(), mergeKey);
+  }
+
+  private enqueue(op: BatchOp, mergeKey: string | undefined): Promise<unknown[]> {
+    let resolve: (reply: unknown[]) => void = () => undefined;
+    let reject: (err: Error) => void = () => undefined;
+    const reply = new Promise<unknown[]>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    this.queue.push({ op, mergeKey, reply, resolve, reject });
+    if (this.queue.length >= this.maxOps) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushLater);
+    }
+    return reply;
   }
 
   private readonly flushLater = (): void => this.flush();

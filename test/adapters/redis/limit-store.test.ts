@@ -103,6 +103,22 @@ void test('redis limit store: admissions and charges issued in one turn go to Re
   assert.equal(total, 11);
 });
 
+void test('redis limit store: charges of one key issued back to back are one op whose total every caller gets; a charge of another key or an admission in between keeps them apart', async () => {
+  const store = new RedisLimitStore(client);
+  const [q, other] = [uniqueKey('qk'), uniqueKey('qk')];
+  const admit = () => store.admit({ rateKey: uniqueKey('rk'), limitPerMinute: 60, quotaKey: q, quotaLimit: 1e9 });
+  const before = await evalCalls();
+  const [a, b, c, seen, d, e, f] = await Promise.all([
+    store.incrementQuota(q, 1), store.incrementQuota(q, 2), store.incrementQuota(q, 3), admit(),
+    store.incrementQuota(q, 4), store.incrementQuota(other, 10), store.incrementQuota(q, 5),
+  ]);
+  assert.equal(await evalCalls(), before + 1, 'one script call');
+  assert.deepEqual([a, b, c], [6, 6, 6], 'the three charges were one increment of 6');
+  assert.equal(seen.quotaUsed, 6, 'the admission sees exactly the charges issued before it');
+  assert.deepEqual([d, e, f], [10, 10, 15], 'separated by another key, 4 and 5 stay two increments');
+  assert.equal(Number(await client.get(`kg:q:${q}`)), 15);
+});
+
 void test('redis limit store: a turn with more ops than the batch limit is split into several calls', async () => {
   const store = new RedisLimitStore(client, { maxBatch: 100 });
   const rateKey = uniqueKey('rk');
