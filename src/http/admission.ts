@@ -17,9 +17,25 @@ function monthOf(ms: number): string {
   return month.label;
 }
 
+/** Each tenant's key for the month in `month.label`; emptied when the month changes. */
+const quotaKeys = new Map<string, string>();
+let quotaKeysMonth = '';
+/** Tenants are few per instance; past this the map starts over rather than grow without bound. */
+const MAX_CACHED_QUOTA_KEYS = 10_000;
+
 /** Monthly quota windows are calendar months in UTC. */
-export function quotaKeyFor(tenant: string, now: Date): string {
-  return `${tenant}:${monthOf(now.getTime())}`;
+export function quotaKeyFor(tenant: string, now: Date | number): string {
+  const label = monthOf(typeof now === 'number' ? now : now.getTime());
+  if (label !== quotaKeysMonth || quotaKeys.size >= MAX_CACHED_QUOTA_KEYS) {
+    quotaKeys.clear();
+    quotaKeysMonth = label;
+  }
+  let key = quotaKeys.get(tenant);
+  if (key === undefined) {
+    key = `${tenant}:${label}`;
+    quotaKeys.set(tenant, key);
+  }
+  return key;
 }
 
 function secondsToNextMonth(now: Date): number {
@@ -35,17 +51,17 @@ export async function admit(
   config: Config, limits: LimitStore, metrics: ApiMetrics,
   principal: Principal, billable: boolean, request: FastifyRequest, reply: FastifyReply,
 ): Promise<void> {
-  const now = new Date();
+  const now = Date.now();
   const limit = config.RATE_LIMITS[principal.tier];
   const quotaKey = quotaKeyFor(principal.tenant, now);
   const quotaLimit = billable ? config.TOKEN_QUOTAS[principal.tier] : Number.MAX_SAFE_INTEGER;
-  const decision = await inChildSpan(request.span, 'limits.admit', 'client', request.span && { 'kgents.store.mode': limits.mode },
-    () => limits.admit({ rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now: now.getTime() }));
-  void reply.headers({
-    'ratelimit-limit': String(decision.limit),
-    'ratelimit-remaining': String(decision.remaining),
-    'ratelimit-reset': String(decision.resetS),
-  });
+  const admission = { rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now };
+  const decision = request.span
+    ? await inChildSpan(request.span, 'limits.admit', 'client', { 'kgents.store.mode': limits.mode }, () => limits.admit(admission))
+    : await limits.admit(admission);
+  void reply.header('ratelimit-limit', String(decision.limit));
+  void reply.header('ratelimit-remaining', String(decision.remaining));
+  void reply.header('ratelimit-reset', String(decision.resetS));
   request.quotaKey = quotaKey;
   if (decision.allowed) {
     metrics.countAdmission('allowed', principal.tier);
@@ -53,7 +69,7 @@ export async function admit(
   }
   if (decision.reason === 'quota') {
     metrics.countAdmission('quota_exceeded', principal.tier);
-    const retry = secondsToNextMonth(now);
+    const retry = secondsToNextMonth(new Date(now));
     throw new ApiError('ERR_QUOTA_EXCEEDED', `Monthly token quota of ${quotaLimit} for tier "${principal.tier}" is used up (${decision.quotaUsed} used); it resets at the start of next month (UTC).`,
       { quota: quotaLimit, used: decision.quotaUsed, tier: principal.tier }, { 'retry-after': String(retry) });
   }

@@ -15,3 +15,11 @@ void test('quota keys follow the calendar month in UTC, across month and year bo
   assert.equal(quotaKeyFor('beta', new Date('2028-03-15T00:00:00.000-05:00')), 'beta:2028-03');
   assert.equal(quotaKeyFor('beta', new Date('2028-03-31T22:00:00.000-05:00')), 'beta:2028-04');
 });
+
+void test('a time in milliseconds gives the same key as a Date, for many tenants, and going back a month after a change', () => {
+  const nov = Date.parse('2026-11-30T23:59:59.999Z');
+  const dec = nov + 1;
+  for (let i = 0; i < 20_050; i++) assert.equal(quotaKeyFor(`t${i % 12_000}`, i % 2 === 0 ? nov : dec), `t${i % 12_000}:${i % 2 === 0 ? '2026-11' : '2026-12'}`);
+  assert.equal(quotaKeyFor('acme', dec), quotaKeyFor('acme', new Date(dec)));
+  assert.equal(quotaKeyFor('acme', nov), 'acme:2026-11');
+});

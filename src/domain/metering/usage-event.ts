@@ -36,14 +36,28 @@ export function usageEventId(tenant: string, idempotencyKey: string | undefined)
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
 }
 
-export function usageEvent(fields: { id: string; type: string; tenant: string; time: Date; data: UsageData }): UsageEvent {
+/** The last millisecond formatted, and its text: the events of one busy millisecond share one string. */
+let lastMs = Number.NaN;
+let lastIso = '';
+
+function isoTime(time: Date | number): string {
+  const ms = typeof time === 'number' ? time : time.getTime();
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
+
+/** `time`: a Date or milliseconds since the epoch (the hot path passes Date.now(), no Date object). */
+export function usageEvent(fields: { id: string; type: string; tenant: string; time: Date | number; data: UsageData }): UsageEvent {
   return {
     specversion: '1.0',
     id: fields.id,
     source: USAGE_SOURCE,
     type: fields.type,
     subject: fields.tenant,
-    time: fields.time.toISOString(),
+    time: isoTime(fields.time),
     datacontenttype: 'application/json',
     data: fields.data,
   };

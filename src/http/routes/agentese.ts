@@ -59,6 +59,10 @@ interface PathQuery { path: string; archetype?: string; name?: string }
 interface ResolveBody { path: string; observer?: ObserverBody }
 interface InvokeBody { path: string; observer?: ObserverBody; kwargs?: Record<string, unknown> }
 
+/** record() options, made once: an Idempotency-Key's event travels alone (see UsageMeter.record). */
+const BATCHED = Object.freeze({ alone: false });
+const ALONE = Object.freeze({ alone: true });
+
 function observerFromQuery(q: PathQuery): agentese.Observer {
   return { ...(q.name !== undefined && { name: q.name }), ...(q.archetype !== undefined && { archetype: q.archetype }) };
 }
@@ -98,7 +102,7 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
         id: usageEventId(principal.tenant, idempotencyKey),
         type: 'agentese.invoke',
         tenant: principal.tenant,
-        time: new Date(),
+        time: Date.now(),
         data: {
           path: out.path, aspect, tokens: out.tokens_used, status: 200,
           latency_ms: Math.round(reply.elapsedTime * 100) / 100, key_prefix: principal.keyPrefix, request_id: request.id,
@@ -107,11 +111,15 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       try {
         // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
         const meter = deps.meter;
-        await inChildSpan(request.span, 'usage.record', 'producer', request.span && { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
-          const outcome = await meter.record(event, { alone: idempotencyKey !== undefined });
-          // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
-          span?.setAttribute('kgents.usage.outcome', outcome);
-        });
+        const options = idempotencyKey === undefined ? BATCHED : ALONE;
+        if (!request.span) await meter.record(event, options);
+        else {
+          await inChildSpan(request.span, 'usage.record', 'producer', { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
+            const outcome = await meter.record(event, options);
+            // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
+            span?.setAttribute('kgents.usage.outcome', outcome);
+          });
+        }
       } catch (err) {
         if (err instanceof MeteringUnavailableError) {
           throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });

@@ -119,6 +119,15 @@ describe('usage messages', () => {
     assert.deepEqual(usageMessageElements(JSON.stringify(a)), { elements: [a], batch: false });
   });
 
+  test('an event\'s time is the ISO text of its millisecond, given as a Date or as a number, whatever came before', () => {
+    const fields = { id: 'e', type: 'agentese.invoke', tenant: 'acme', data: event().data };
+    for (const ms of [0, 1_764_547_200_123, 1_764_547_200_123, 1_764_547_200_124, 1_764_547_200_123, 253_402_300_799_999]) {
+      const iso = new Date(ms).toISOString();
+      assert.equal(usageEvent({ ...fields, time: ms }).time, iso);
+      assert.equal(usageEvent({ ...fields, time: new Date(ms) }).time, iso);
+    }
+  });
+
   test('what is not an event or a batch of events is refused', () => {
     for (const bad of ['nope', '[]', '[1]', 'null', '"x"']) assert.throws(() => decodeUsageMessage(bad), SyntaxError, bad);
     assert.throws(() => usageMessageElements('{oops'), /not JSON/);
@@ -142,10 +151,10 @@ describe('usage messages', () => {
 
 describe('durable meter', () => {
   test('a turn\'s events beyond the byte limit go out as further messages, each within it, in order and none lost', async () => {
-    const sample = event();
-    const limit = 3 * (usageEventJsonBound(sample) + 1);
-    const { meter, bus } = setup({ maxBatchBytes: limit });
     const events = Array.from({ length: 8 }, () => event());
+    // Three of the largest fit, four of the smallest do not (their sizes differ by a digit at most).
+    const limit = 3 * Math.max(...events.map((e) => usageEventJsonBound(e) + 1));
+    const { meter, bus } = setup({ maxBatchBytes: limit });
     const outcomes = await Promise.all(events.map((e) => meter.record(e)));
     assert.deepEqual(outcomes, Array(8).fill('published'));
     assert.deepEqual(bus.messages.map((m) => m.events.length), [3, 3, 2]);
