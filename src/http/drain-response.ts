@@ -13,7 +13,18 @@ const KEEP_ALIVE = Symbol('kgents.keepAlive');
  * global onSend hook made Fastify run its hook machinery for every request (including /health).
  */
 export function drainAwareResponse(draining: () => boolean): typeof ServerResponse {
-  class DrainAwareResponse extends ServerResponse<IncomingMessage> {}
+  class DrainAwareResponse extends ServerResponse<IncomingMessage> {
+    constructor(req: IncomingMessage) {
+      super(req);
+      // Should a Node version define shouldKeepAlive on the instance (a class field) instead of
+      // assigning it, move the value behind the accessor rather than lose the draining check.
+      const own = Object.getOwnPropertyDescriptor(this, 'shouldKeepAlive');
+      if (own && 'value' in own) {
+        Reflect.deleteProperty(this, 'shouldKeepAlive');
+        (this as unknown as Record<typeof KEEP_ALIVE, boolean>)[KEEP_ALIVE] = own.value === true;
+      }
+    }
+  }
   // An accessor on the prototype, not a field: the base constructor assigns shouldKeepAlive (and the
   // server assigns it again) through this setter; Node reads it only when it writes the headers.
   Object.defineProperty(DrainAwareResponse.prototype, 'shouldKeepAlive', {
