@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type onSendHookHandler, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
@@ -12,6 +11,7 @@ import { loggerOptions } from '../observability/logger.js';
 import { lazyChildLogger } from '../observability/lazy-child-logger.js';
 import { ApiMetrics } from '../observability/metrics.js';
 import type { RequestTracer } from '../observability/tracing.js';
+import { uniqueId } from '../domain/unique-id.js';
 import { VERSION } from '../version.js';
 import { admit } from './admission.js';
 import { authenticate } from './auth.js';
@@ -63,7 +63,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
   const incoming = req.headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : uniqueId();
 }
 
 /** Builds the API; the caller owns listening, signals and closing the dependencies. */

@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { uniqueId } from '../unique-id.js';
 
 /** A CloudEvents 1.0 usage event, as published to USAGE and sent to OpenMeter. */
 export interface UsageEvent {
@@ -28,10 +29,10 @@ export const USAGE_SOURCE = 'kgents-api';
 /**
  * A request that carries an Idempotency-Key gets an id derived from tenant and key, so a retry that
  * re-runs the handler (the first attempt died before its response was stored) publishes the same
- * id and JetStream drops it as a duplicate. Other requests get a random UUID.
+ * id and JetStream drops it as a duplicate. Other requests get a unique id (uniqueId: a UUID).
  */
 export function usageEventId(tenant: string, idempotencyKey: string | undefined): string {
-  if (idempotencyKey === undefined) return randomUUID();
+  if (idempotencyKey === undefined) return uniqueId();
   const h = createHash('sha256').update(`usage\0${tenant}\0${idempotencyKey}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
 }
