@@ -6,32 +6,32 @@ import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
 import { inChildSpan } from '../observability/tracing.js';
 
-/** The current UTC month as yyyy-mm, recomputed only when a month boundary is crossed (toISOString per request showed in the profile). */
+/** Each tenant's quota key for the month in `month.label`. */
+const quotaKeys = new Map<string, string>();
+/** Tenants are few per instance; past this the map starts over rather than grow without bound. */
+const MAX_CACHED_QUOTA_KEYS = 10_000;
+
+/**
+ * The current UTC month as yyyy-mm, recomputed only when a month boundary is crossed (toISOString per
+ * request showed in the profile); crossing one also forgets the quota keys of the month before.
+ */
 let month = { from: 0, to: -1, label: '' };
 
 function monthOf(ms: number): string {
   if (ms < month.from || ms >= month.to) {
     const d = new Date(ms);
     month = { from: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), to: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1), label: d.toISOString().slice(0, 7) };
+    quotaKeys.clear();
   }
   return month.label;
 }
 
-/** Each tenant's key for the month in `month.label`; emptied when the month changes. */
-const quotaKeys = new Map<string, string>();
-let quotaKeysMonth = '';
-/** Tenants are few per instance; past this the map starts over rather than grow without bound. */
-const MAX_CACHED_QUOTA_KEYS = 10_000;
-
 /** Monthly quota windows are calendar months in UTC. */
 export function quotaKeyFor(tenant: string, now: Date | number): string {
   const label = monthOf(typeof now === 'number' ? now : now.getTime());
-  if (label !== quotaKeysMonth || quotaKeys.size >= MAX_CACHED_QUOTA_KEYS) {
-    quotaKeys.clear();
-    quotaKeysMonth = label;
-  }
   let key = quotaKeys.get(tenant);
   if (key === undefined) {
+    if (quotaKeys.size >= MAX_CACHED_QUOTA_KEYS) quotaKeys.clear();
     key = `${tenant}:${label}`;
     quotaKeys.set(tenant, key);
   }

@@ -13,16 +13,17 @@ const KEEP_ALIVE = Symbol('kgents.keepAlive');
  * global onSend hook made Fastify run its hook machinery for every request (including /health).
  */
 export function drainAwareResponse(draining: () => boolean): typeof ServerResponse {
+  // Whether this Node defines shouldKeepAlive on each instance (a class field) instead of assigning
+  // it, which would bypass the accessor: learnt from the first response, then applied to each one.
+  let ownField: boolean | undefined;
   class DrainAwareResponse extends ServerResponse<IncomingMessage> {
     constructor(req: IncomingMessage) {
       super(req);
-      // Should a Node version define shouldKeepAlive on the instance (a class field) instead of
-      // assigning it, move the value behind the accessor rather than lose the draining check.
-      const own = Object.getOwnPropertyDescriptor(this, 'shouldKeepAlive');
-      if (own && 'value' in own) {
-        Reflect.deleteProperty(this, 'shouldKeepAlive');
-        (this as unknown as Record<typeof KEEP_ALIVE, boolean>)[KEEP_ALIVE] = own.value === true;
-      }
+      ownField ??= Object.getOwnPropertyDescriptor(this, 'shouldKeepAlive') !== undefined;
+      if (!ownField) return;
+      const value = (this as unknown as Record<'shouldKeepAlive', unknown>).shouldKeepAlive;
+      Reflect.deleteProperty(this, 'shouldKeepAlive');
+      (this as unknown as Record<typeof KEEP_ALIVE, boolean>)[KEEP_ALIVE] = value === true;
     }
   }
   // An accessor on the prototype, not a field: the base constructor assigns shouldKeepAlive (and the
