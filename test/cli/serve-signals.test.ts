@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { freePort } from '../../src/adapters/local/ports.js';
 import { pidAlive } from '../../src/ops/stack/processes.js';
 import { tempDir } from '../harness/servers.js';
 import { CLI, http } from '../harness/serve-process.js';
-import { children, procInfo, waitPidGone, type ProcInfo } from '../harness/procs.js';
+import { children, exeOf, procInfo, waitPidGone, type ProcInfo } from '../harness/procs.js';
 import { readAllUsage } from '../harness/usage.js';
 
 /*
@@ -55,17 +55,27 @@ async function startServe(dataDir: string, until: string, env: Record<string, st
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const deadline = Date.now() + 30_000;
-  while (!out.includes(until)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`serve exited early:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`serve did not log "${until}" in time:\n${out}`);
+  try {
+    while (!out.includes(until)) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`serve exited early:\n${out}`);
+      if (Date.now() > deadline) throw new Error(`serve did not log "${until}" in time:\n${out}`);
+      await sleep(50);
     }
-    await sleep(50);
+    const node = realpathSync(process.execPath);
+    const pid = terminal ? children(child.pid ?? 0).find((p) => exeOf(p.pid) === node)?.pid : child.pid;
+    if (pid === undefined) throw new Error(`no serve process among the children of ${child.pid ?? '?'}:\n${out}`);
+    return { child, pid, port, output: () => out, exited };
+  } catch (err) {
+    // The whole group (script, serve and its servers): left running, they would hold this file's test process open.
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    throw err;
   }
-  const pid = terminal ? children(child.pid ?? 0).find((p) => p.comm === 'node')?.pid : child.pid;
-  assert.ok(pid !== undefined, `no serve process:\n${out}`);
-  return { child, pid, port, output: () => out, exited };
 }
 
 /** The embedded servers: children of the serve process, found in /proc rather than taken from its logs. */

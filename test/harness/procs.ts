@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pidAlive } from '../../src/adapters/local/process-record.js';
 
@@ -19,6 +19,18 @@ export function procInfo(pid: number): ProcInfo | undefined {
     // comm may contain spaces and parentheses: the fields after it follow the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return { pid, comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), state: fields[0] ?? '', ppid: Number(fields[1]), pgid: Number(fields[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The program a process runs (/proc/<pid>/exe). Tests find a node child by this, not by comm:
+ * Node 24 names its main thread "MainThread", so comm no longer says "node".
+ */
+export function exeOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
   } catch {
     return undefined;
   }
