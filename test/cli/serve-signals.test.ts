@@ -66,7 +66,8 @@ async function startServe(dataDir: string, until: string, env: Record<string, st
     if (pid === undefined) throw new Error(`no serve process among the children of ${child.pid ?? '?'}:\n${out}`);
     return { child, pid, port, output: () => out, exited };
   } catch (err) {
-    // The whole group (script, serve and its servers): left running, they would hold this file's test process open.
+    // Our child's group (serve, or script(1) holding serve's terminal, which serve then sees hang up):
+    // left running, it would hold this file's pipes, and so its test process, open.
     if (child.pid !== undefined) {
       try {
         process.kill(-child.pid, 'SIGKILL');
