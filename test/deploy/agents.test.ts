@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,8 +141,10 @@ describe('backup', () => {
   });
 
   describe('run-backup.sh against a stand-in kgents and a stand-in Pushgateway', () => {
-    const runScript = async (backupExit: number, writeMetrics: boolean): Promise<{ status: number | null; pushes: { path: string; body: string }[]; stderr: string }> => {
+    const runScript = async (backupExit: number, writeMetrics: boolean): Promise<{ status: number | null; pushes: { path: string; body: string }[]; stderr: string; leftInTmp: string[] }> => {
       const dir = mkdtempSync(join(tmpdir(), 'kgents-backup-sh-'));
+      const scriptTmp = join(dir, 'tmp');
+      mkdirSync(scriptTmp);
       const pushes: { path: string; body: string }[] = [];
       const server = createServer((req: IncomingMessage, res: ServerResponse) => {
         let body = '';
@@ -169,7 +171,7 @@ describe('backup', () => {
         // Asynchronously: the stand-in Pushgateway answers from this process's event loop.
         const child = spawn('/bin/sh', [repoPath('deploy', 'base', 'agents', 'backup', 'run-backup.sh')], {
           env: {
-            PATH: process.env.PATH, KGENTS_BIN: fake, BACKUP_DIR: join(dir, 'backups'), BACKUP_RETAIN: '7d',
+            PATH: process.env.PATH, TMPDIR: scriptTmp, KGENTS_BIN: fake, BACKUP_DIR: join(dir, 'backups'), BACKUP_RETAIN: '7d',
             METRICS_FILE: join(dir, 'metrics', 'backup.prom'), PUSHGATEWAY_URL: `http://127.0.0.1:${port}/metrics/job/kgents-backup`,
           },
           stdio: ['ignore', 'ignore', 'pipe'],
@@ -177,7 +179,7 @@ describe('backup', () => {
         let stderr = '';
         child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
         const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-        return { status, pushes, stderr };
+        return { status, pushes, stderr, leftInTmp: readdirSync(scriptTmp) };
       } finally {
         await new Promise((resolve) => server.close(resolve));
         rmSync(dir, { recursive: true, force: true });
@@ -191,6 +193,7 @@ describe('backup', () => {
       assert.equal(r.pushes[0]?.path, 'POST /metrics/job/kgents-backup');
       assert.match(r.pushes[0]?.body ?? '', /^kgents_backup_last_success_timestamp_seconds 1700000000$/m);
       assert.match(r.pushes[0]?.body ?? '', /^kgents_backup_last_exit_code 0$/m);
+      assert.deepEqual(r.leftInTmp, [], 'the pushed file is removed when the script ends');
     });
 
     test('failure: pushes the failure time and exit code, keeps the last success, exits with the backup\'s status', async () => {
@@ -201,6 +204,7 @@ describe('backup', () => {
       assert.match(body, /^kgents_backup_last_failure_timestamp_seconds \d{10}$/m);
       assert.match(body, /^kgents_backup_last_exit_code 3$/m);
       assert.doesNotMatch(body, /last_success/);
+      assert.deepEqual(r.leftInTmp, [], 'the pushed file is removed on failure too');
     });
 
     test('a backup that claims success without metrics counts as failed', async () => {

@@ -20,8 +20,11 @@ set -u
 : "${PUSHGATEWAY_URL:?PUSHGATEWAY_URL is not set}"
 KGENTS_BIN="${KGENTS_BIN:-node /app/dist/src/cli/main.js}"
 
-push_file=/tmp/kgents-backup-push.prom
-rm -f "$METRICS_FILE" "$push_file"
+# A file of this run's own, gone when it ends: two runs on one host (a test suite, a manual run beside
+# the CronJob's) must not share it, and none may be left behind.
+push_file=$(mktemp "${TMPDIR:-/tmp}/kgents-backup-push.XXXXXX") || { echo "run-backup: cannot create a temporary file in ${TMPDIR:-/tmp}" >&2; exit 73; }
+trap 'rm -f "$push_file"' EXIT
+rm -f "$METRICS_FILE"
 mkdir -p "$(dirname "$METRICS_FILE")"
 
 # shellcheck disable=SC2086 # KGENTS_BIN is a command line
