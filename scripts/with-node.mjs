@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-const [major, ...command] = process.argv.slice(2).filter((a, i) => !(i === 1 && a === '--'));
+const [major, ...rest] = process.argv.slice(2);
+const command = rest[0] === '--' ? rest.slice(1) : rest;
 if (!major || !/^\d+$/.test(major) || command.length === 0) {
   console.error('usage: node scripts/with-node.mjs <major version> <command> [args...]');
   process.exit(2);

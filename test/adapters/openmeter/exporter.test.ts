@@ -10,6 +10,12 @@ import { makeEvent, metricValue, publishEvents, startEnv, waitFor } from './fixt
 
 const key = (e: { id: string; source: string }): string => `${e.source}\u0000${e.id}`;
 
+/**
+ * The exporter counts a batch once JetStream has confirmed its acks, which consumer info can show a
+ * moment earlier: a test that waited for the acks waits for the count too before asserting it.
+ */
+const waitForCount = (what: string, counted: () => boolean | Promise<boolean>): Promise<number> => waitFor(what, counted);
+
 void test('N events in USAGE arrive at OpenMeter exactly once: unique id+source = N and raw deliveries = N', async (t) => {
   const env = await startEnv();
   try {
@@ -25,8 +31,7 @@ void test('N events in USAGE arrive at OpenMeter exactly once: unique id+source 
       const info = await env.consumerInfo();
       return info.num_pending === 0 && info.num_ack_pending === 0 && info.ack_floor.stream_seq === N;
     });
-    // Counted once JetStream has confirmed the acks, which consumer info can show a moment earlier.
-    await waitFor('the exporter counted every event', () => exporter.stats().exported === N);
+    await waitForCount('the exporter counted every event', () => exporter.stats().exported === N);
     const received = env.standIn.received();
     assert.equal(received.length, N, 'unique by id+source');
     assert.deepEqual(new Set(received.map(key)), new Set(events.map(key)));
@@ -201,8 +206,7 @@ void test('a batch message (a JSON array of events) is exported event by event a
     assert.equal(invalid.header.get(DLQ_HEADERS.eventId), e3.id);
     assert.deepEqual(invalid.json(), e3);
     for (const m of dlq) assert.equal(m.header.get(DLQ_HEADERS.originalSeq), '1');
-    // Counted once JetStream has confirmed the acks, which consumer info can show a moment earlier.
-    await waitFor('the exporter counted them', () => exporter.stats().exported === 3 && exporter.stats().deadLettered === 2);
+    await waitForCount('the exporter counted them', () => exporter.stats().exported === 3 && exporter.stats().deadLettered === 2);
     assert.equal(exporter.stats().exported, 3);
     assert.equal(exporter.stats().deadLettered, 2);
   } finally {
@@ -225,8 +229,7 @@ void test('two exporters sharing the durable consumer export each event once in 
     assert.equal(env.standIn.received().length, N);
     assert.deepEqual(new Set(env.standIn.received().map(key)), new Set(events.map(key)));
     assert.equal(env.standIn.deliveries, N, 'no event was sent by both');
-    // Counted once JetStream has confirmed the acks, which consumer info can show a moment earlier.
-    await waitFor('both exporters counted theirs', () => a.stats().exported + b.stats().exported === N);
+    await waitForCount('both exporters counted theirs', () => a.stats().exported + b.stats().exported === N);
     assert.equal(a.stats().exported + b.stats().exported, N);
     assert.ok(a.stats().exported > 0 && b.stats().exported > 0, `both took part (a=${a.stats().exported}, b=${b.stats().exported})`);
     t.diagnostic(`exporter a: ${a.stats().exported}, exporter b: ${b.stats().exported}; unique=${env.standIn.received().length} raw deliveries=${env.standIn.deliveries}`);
@@ -252,9 +255,8 @@ void test('the lag gauge shows the backlog while OpenMeter fails and reaches 0 a
     assert.equal(exporter.status().lag, N);
     assert.equal(exporter.status().last_success, null);
     const drained = await waitFor('lag gauge = 0', async () => (await metricValue(exporter.metrics.lag)) === 0, 15_000);
-    // Counted (with the last success and the status) once JetStream has confirmed the acks, which the
-    // lag, read from consumer info, can show a moment earlier.
-    await waitFor('the exported counter', async () => (await metricValue(exporter.metrics.exported)) === N);
+    // the last success and the status are set with the count
+    await waitForCount('the exported counter', async () => (await metricValue(exporter.metrics.exported)) === N);
     assert.equal(env.standIn.received().length, N);
     const status = exporter.status();
     assert.equal(status.status, 'ok');
