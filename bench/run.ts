@@ -152,7 +152,7 @@ interface TargetResult {
   /** Redis + NATS CPU per request, µs. */
   readonly depsUsPerReq: number | undefined;
   /** The server's CPU per request split into user and kernel time (µs), and its syscalls per request. */
-  readonly serverPerReq: { readonly userUs: number; readonly kernelUs: number; readonly reads: number; readonly writes: number } | undefined;
+  readonly serverPerReq: { readonly userUs: number; readonly kernelUs: number; readonly reads: number; readonly writes: number; readonly voluntarySwitches: number; readonly involuntarySwitches: number; readonly mainThreadUs: number } | undefined;
   readonly generatorCpuPct: number;
   readonly redisCpuPct: number | undefined;
   readonly natsCpuPct: number | undefined;
@@ -420,12 +420,16 @@ async function main(): Promise<number> {
       r.target,
       r.serverPerReq?.userUs.toFixed(1) ?? '-',
       r.serverPerReq?.kernelUs.toFixed(1) ?? '-',
+      r.serverPerReq?.mainThreadUs.toFixed(1) ?? '-',
+      r.serverPerReq === undefined ? '-' : (r.serverPerReq.userUs + r.serverPerReq.kernelUs - r.serverPerReq.mainThreadUs).toFixed(1),
       r.serverPerReq?.reads.toFixed(2) ?? '-',
       r.serverPerReq?.writes.toFixed(2) ?? '-',
+      r.serverPerReq?.voluntarySwitches.toFixed(3) ?? '-',
+      r.serverPerReq?.involuntarySwitches.toFixed(3) ?? '-',
     ]);
     if (sysRows.length > 0) {
-      log('\nThe server process per request (medians; /proc/<pid>/stat and io over each run, divided by the requests answered):\n');
-      log(table(['target', 'user µs', 'kernel µs', 'read syscalls', 'write syscalls'], sysRows, new Set([1, 2, 3, 4])));
+      log('\nThe server process per request (medians; /proc/<pid>/stat, io and status over each run, divided by the requests answered;\nmain thread: the JavaScript thread\'s user + kernel µs; other threads: V8\'s GC helpers and libuv\'s pool;\nswitches: the main thread\'s context switches, waits (voluntary) and preemptions (involuntary)):\n');
+      log(table(['target', 'user µs', 'kernel µs', 'main thread µs', 'other threads µs', 'read syscalls', 'write syscalls', 'waits', 'preemptions'], sysRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])));
     }
     log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
     const metered = results.find((r) => r.target === 'invoke');
@@ -535,6 +539,9 @@ function summarise(selected: readonly Target[], records: readonly RunRecord[]): 
         kernelUs: roundTo(perReqMedian((c) => c.systemS * 1e6), 1),
         reads: roundTo(perReqMedian((c) => c.reads), 2),
         writes: roundTo(perReqMedian((c) => c.writes), 2),
+        voluntarySwitches: roundTo(perReqMedian((c) => c.voluntarySwitches), 4),
+        involuntarySwitches: roundTo(perReqMedian((c) => c.involuntarySwitches), 4),
+        mainThreadUs: roundTo(perReqMedian((c) => c.mainThreadS * 1e6), 1),
       },
       generatorCpuPct: cpuMedian('generator') ?? 0,
       redisCpuPct: cpuMedian('redis'),

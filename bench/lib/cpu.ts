@@ -14,10 +14,13 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** User and system CPU seconds a process has used so far (Linux /proc); undefined elsewhere or if it is gone. */
-function cpuTimes(pid: number): { userS: number; systemS: number } | undefined {
+/**
+ * User and system CPU seconds a process (or, with `thread`, one of its threads) has used so far
+ * (Linux /proc); undefined elsewhere or if it is gone.
+ */
+function cpuTimes(pid: number, thread?: number): { userS: number; systemS: number } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(fields[11]);
@@ -103,6 +106,15 @@ export interface ProcessCounters {
   /** read-like syscalls (read, recv, readv...) and write-like ones (write, send, writev...), from /proc/<pid>/io. */
   readonly reads: number;
   readonly writes: number;
+  /**
+   * Context switches of the main (JavaScript) thread, from /proc/<pid>/status: voluntary (it waited
+   * for I/O: epoll) and involuntary (the scheduler took the CPU from it, e.g. to run a process it had
+   * just woken by writing to its socket).
+   */
+  readonly voluntarySwitches: number;
+  readonly involuntarySwitches: number;
+  /** CPU seconds (user + system) of the main thread alone; the rest is V8's GC helpers and libuv's pool. */
+  readonly mainThreadS: number;
 }
 
 /** The counters of a process so far (Linux /proc); undefined elsewhere or if it is gone. */
@@ -112,8 +124,18 @@ export function processCounters(pid: number | undefined): ProcessCounters | unde
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     const count = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
-    const counters = { ...times, reads: count('syscr'), writes: count('syscw') };
-    return Number.isFinite(counters.reads) && Number.isFinite(counters.writes) ? counters : undefined;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const switches = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? Number.NaN);
+    const main = cpuTimes(pid, pid);
+    const counters = {
+      ...times,
+      mainThreadS: main === undefined ? Number.NaN : main.userS + main.systemS,
+      reads: count('syscr'),
+      writes: count('syscw'),
+      voluntarySwitches: switches('voluntary_ctxt_switches'),
+      involuntarySwitches: switches('nonvoluntary_ctxt_switches'),
+    };
+    return Object.values(counters).every(Number.isFinite) ? counters : undefined;
   } catch {
     return undefined;
   }
@@ -126,7 +148,15 @@ export function startCounterWatch(pid: number | undefined): { stop(): ProcessCou
     stop() {
       const after = processCounters(pid);
       if (!before || !after) return undefined;
-      return { userS: after.userS - before.userS, systemS: after.systemS - before.systemS, reads: after.reads - before.reads, writes: after.writes - before.writes };
+      return {
+        userS: after.userS - before.userS,
+        systemS: after.systemS - before.systemS,
+        reads: after.reads - before.reads,
+        writes: after.writes - before.writes,
+        voluntarySwitches: after.voluntarySwitches - before.voluntarySwitches,
+        involuntarySwitches: after.involuntarySwitches - before.involuntarySwitches,
+        mainThreadS: after.mainThreadS - before.mainThreadS,
+      };
     },
   };
 }
