@@ -11,9 +11,11 @@ import { Lifecycle } from '../src/http/lifecycle.js';
 import { loggerOptions } from '../src/observability/logger.js';
 import { ApiMetrics } from '../src/observability/metrics.js';
 import { startServices } from '../src/runtime/services.js';
+import { keepTickObjectShape } from '../src/runtime/tick-shape.js';
 import { VERSION } from '../src/version.js';
 
 const config = loadConfig();
+if (config.TICK_SHAPE_KEEP === 'on') keepTickObjectShape();
 const bootLog = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID));
 const metrics = new ApiMetrics(VERSION, config.INSTANCE_ID);
 const services = await startServices(config, bootLog, metrics);

@@ -5,6 +5,7 @@ import { ApiMetrics } from '../../observability/metrics.js';
 import { gracefulShutdown } from '../../runtime/shutdown.js';
 import { closeHungUpStdioOnExit, stdoutLogs } from '../../runtime/stdio.js';
 import { startServices } from '../../runtime/services.js';
+import { keepTickObjectShape } from '../../runtime/tick-shape.js';
 import { VERSION } from '../../version.js';
 import type { Command } from '../command.js';
 import { pino } from 'pino';
@@ -20,6 +21,7 @@ export const serveCommand: Command = {
   usage: 'Usage: kgents serve\n\nConfiguration comes from environment variables (PORT, NATS_URLS, REDIS_URL, ...); see the README.',
   async run() {
     const config = loadConfig();
+    if (config.TICK_SHAPE_KEEP === 'on') keepTickObjectShape();
     // SIGHUP means the terminal was closed: the service still drains, with nowhere to log.
     const logs = stdoutLogs();
     closeHungUpStdioOnExit();
