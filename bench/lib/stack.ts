@@ -28,6 +28,16 @@ export interface StackOptions {
   readonly cpuProfileDir?: string;
   /** Preload bench/lib/alloc-sampler.js into the API and the bare server, writing to `<dir>/<server>`. */
   readonly allocProfileDir?: string;
+  /**
+   * Runs the API, the unmetered API and the bare server under another program: the argv before
+   * `node` (bench/instructions.ts: valgrind's callgrind). The pid is still the server's, as the
+   * wrapper execs it.
+   */
+  readonly serverWrapper?: (name: 'api' | 'api-nometer' | 'bare') => readonly string[];
+  /** Node flags for those servers, after BENCH_NODE_FLAGS. */
+  readonly serverNodeFlags?: readonly string[];
+  /** How long a server may take to answer after it starts (default 30 s; a wrapped server is slower). */
+  readonly startTimeoutMs?: number;
 }
 
 export interface Stack {
@@ -123,7 +133,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const apiPort = await freePort();
     // BENCH_NODE_FLAGS: V8/Node flags for every server of the bench (bare Fastify too, so the ratio
     // compares code, not flags), for A/B runs of a flag; none by default, as the service is deployed.
-    const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+    const nodeFlags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== ''), ...(options.serverNodeFlags ?? [])];
+    const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+    const launch = (name: 'api' | 'api-nometer' | 'bare', args: readonly string[]): { command: string; args: string[] } => {
+      const wrapper = options.serverWrapper?.(name) ?? [];
+      const [command, ...wrapperArgs] = wrapper;
+      return command === undefined ? { command: process.execPath, args: [...args] } : { command, args: [...wrapperArgs, process.execPath, ...args] };
+    };
     const allocDir = options.allocProfileDir;
     const profileArgs = (name: string): string[] => [
       ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, name)}`] : []),
@@ -136,15 +152,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
     const api = new ManagedProcess({
       name: 'api',
-      command: process.execPath,
-      args: [...nodeFlags, ...profileArgs('api'), CLI, 'serve'],
+      ...launch('api', [...nodeFlags, ...profileArgs('api'), CLI, 'serve']),
       env: { ...baseEnv, ...allocEnv('api'), PORT: String(apiPort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'api.log'),
     });
     api.start();
     procs.push(() => api.stop(10_000));
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitUntil('kgents API /ready', () => httpOk(`${apiUrl}/ready`), 30_000, api);
+    await waitUntil('kgents API /ready', () => httpOk(`${apiUrl}/ready`), startTimeoutMs, api);
 
     // Its own DATA_DIR: the fallback queue directory is locked by the process that opened it.
     const noMeterDir = join(options.dir, 'api-nometer');
@@ -152,28 +167,26 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const noMeterPort = await freePort();
     const noMeter = new ManagedProcess({
       name: 'api-nometer',
-      command: process.execPath,
-      args: [...nodeFlags, ...profileArgs('api-nometer'), NO_METER],
+      ...launch('api-nometer', [...nodeFlags, ...profileArgs('api-nometer'), NO_METER]),
       env: { ...baseEnv, ...allocEnv('api-nometer'), DATA_DIR: noMeterDir, PORT: String(noMeterPort), HOST: '127.0.0.1', INSTANCE_ID: 'bench-nometer' },
       logFile: join(options.dir, 'api-nometer.log'),
     });
     noMeter.start();
     procs.push(() => noMeter.stop(10_000));
     const apiNoMeterUrl = `http://127.0.0.1:${noMeterPort}`;
-    await waitUntil('bench API without metering /ready', () => httpOk(`${apiNoMeterUrl}/ready`), 30_000, noMeter);
+    await waitUntil('bench API without metering /ready', () => httpOk(`${apiNoMeterUrl}/ready`), startTimeoutMs, noMeter);
 
     const barePort = await freePort();
     const bare = new ManagedProcess({
       name: 'bare',
-      command: process.execPath,
-      args: [...nodeFlags, ...profileArgs('bare'), BARE],
+      ...launch('bare', [...nodeFlags, ...profileArgs('bare'), BARE]),
       env: { ...process.env, ...allocEnv('bare'), PORT: String(barePort), HOST: '127.0.0.1' },
       logFile: join(options.dir, 'bare.log'),
     });
     bare.start();
     procs.push(() => bare.stop());
     const bareUrl = `http://127.0.0.1:${barePort}`;
-    await waitUntil('bare Fastify server', () => httpOk(`${bareUrl}/`), 15_000, bare);
+    await waitUntil('bare Fastify server', () => httpOk(`${bareUrl}/`), startTimeoutMs, bare);
 
     const pids = { api: api.pid, apiNoMeter: noMeter.pid, bare: bare.pid, nats: nats.pid, redis: await redisPid(redis.port) };
 
