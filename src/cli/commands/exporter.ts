@@ -8,6 +8,7 @@ import { DEFAULT_DURABLE, UsageExporter, type ExporterLogger, type UsageExporter
 import { loadConfig, type Config } from '../../config/load.js';
 import { loggerOptions } from '../../observability/logger.js';
 import { readEmbeddedState } from '../../runtime/embedded.js';
+import { keepTickObjectShape } from '../../runtime/tick-shape.js';
 import { type Command, UsageError } from '../command.js';
 
 const USAGE = `Usage:
@@ -100,6 +101,8 @@ export async function runExporterService(config: Config, options: ExporterServic
 async function run(args: readonly string[]): Promise<number> {
   if (args.length > 0) throw new UsageError(`unexpected argument "${args[0]?.slice(0, 40)}"`);
   const config = loadConfig();
+  // A long-lived process like serve, idle between batches: the same nextTick slow path applies.
+  if (config.TICK_SHAPE_KEEP === 'on') keepTickObjectShape();
   const logger = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID));
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
