@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { formatAllocSummary, summariseHeapProfiles } from './lib/heapprofile.js';
 import { killLoadGenerators, runLoad } from './lib/load.js';
 import { startStack, type Stack } from './lib/stack.js';
-import { TARGETS, TARGET_NAMES, checkTarget, type Target } from './lib/targets.js';
+import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
 const { values } = parseArgs({ options: {
   targets: { type: 'string', default: 'bare,bare-post,health,invoke,invoke-nometer' },
@@ -37,26 +37,10 @@ const { values } = parseArgs({ options: {
 const what = values.promoted ? 'promoted to the old generation' : 'allocated';
 if (values.promoted) process.env.KGENTS_ALLOC_MODE = 'promoted';
 
-function positive(raw: string, name: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) {
-    process.stderr.write(`alloc: --${name} must be a positive integer, got "${raw}"\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const durationS = positive(values.duration, 'duration');
-const connections = positive(values.connections, 'connections');
-const topN = positive(values.top, 'top');
-const names = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
-for (const name of names) {
-  if (!(TARGET_NAMES as readonly string[]).includes(name)) {
-    process.stderr.write(`alloc: unknown target "${name}"; choose from ${TARGET_NAMES.join(', ')}\n`);
-    process.exit(2);
-  }
-}
-const selected = TARGETS.filter((t) => names.includes(t.name));
+const durationS = positiveOption('alloc', 'duration', values.duration);
+const connections = positiveOption('alloc', 'connections', values.connections);
+const topN = positiveOption('alloc', 'top', values.top);
+const selected = selectTargets('alloc', values.targets);
 
 function serverOf(stack: Stack, target: Target): { pid: number | undefined; dir: string } {
   const name = target.server;

@@ -29,7 +29,7 @@ import { parseArgs, promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { callgrindTotal, functionCosts, parsePerfMap, subtractCosts } from './lib/callgrind.js';
 import { startStack, type Stack } from './lib/stack.js';
-import { TARGETS, TARGET_NAMES, checkTarget, type Target } from './lib/targets.js';
+import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
 const execFileP = promisify(execFile);
 
@@ -42,27 +42,11 @@ const { values } = parseArgs({ options: {
   keep: { type: 'boolean', default: false },
 } });
 
-function positive(raw: string, name: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) {
-    process.stderr.write(`instructions: --${name} must be a positive integer, got "${raw}"\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const warmup = positive(values.warmup, 'warmup');
-const requests = positive(values.requests, 'requests');
-const connections = positive(values.connections, 'connections');
-const topN = positive(values.top, 'top');
-const names = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
-for (const name of names) {
-  if (!(TARGET_NAMES as readonly string[]).includes(name)) {
-    process.stderr.write(`instructions: unknown target "${name}"; choose from ${TARGET_NAMES.join(', ')}\n`);
-    process.exit(2);
-  }
-}
-const selected = TARGETS.filter((t) => names.includes(t.name));
+const warmup = positiveOption('instructions', 'warmup', values.warmup);
+const requests = positiveOption('instructions', 'requests', values.requests);
+const connections = positiveOption('instructions', 'connections', values.connections);
+const topN = positiveOption('instructions', 'top', values.top);
+const selected = selectTargets('instructions', values.targets);
 
 type Server = Target['server'];
 const SETTLE_MS = 10_000;

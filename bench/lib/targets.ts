@@ -63,3 +63,25 @@ export async function checkTarget(stack: Stack, target: Target): Promise<void> {
   const body = await res.text();
   if (!target.check(res.status, body)) throw new Error(`${target.name}: unexpected response ${res.status}: ${body.slice(0, 300)}`);
 }
+
+/** A positive integer option of a bench tool, or its usage error (exit 2). */
+export function positiveOption(tool: string, name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    process.stderr.write(`${tool}: --${name} must be a positive integer, got "${raw}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** The targets a comma-separated --targets option names, in the bench's order; an unknown name is a usage error (exit 2). */
+export function selectTargets(tool: string, list: string): readonly Target[] {
+  const names = list.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  for (const name of names) {
+    if (!(TARGET_NAMES as readonly string[]).includes(name)) {
+      process.stderr.write(`${tool}: unknown target "${name}"; choose from ${TARGET_NAMES.join(', ')}\n`);
+      process.exit(2);
+    }
+  }
+  return TARGETS.filter((t) => names.includes(t.name));
+}
