@@ -38,10 +38,14 @@ export function resolveAddress(entries: readonly PerfMapEntry[], address: number
   return undefined;
 }
 
-/** The instruction total of a callgrind output file (its `summary:` or `totals:` line). */
+/**
+ * The instruction total of a callgrind output file: its `totals:` line (the sum of its cost lines),
+ * else `summary:`. Not `summary:` first: valgrind 3.19 writes a wrapped-around summary in the first
+ * dump after instrumentation was switched off and on again.
+ */
 export function callgrindTotal(text: string): number {
-  const match = /^(?:summary|totals):\s+(\d+)/m.exec(text);
-  if (!match?.[1]) throw new Error('no "summary:" or "totals:" line in the callgrind output');
+  const match = /^totals:\s+(\d+)/m.exec(text) ?? /^summary:\s+(\d+)/m.exec(text);
+  if (!match?.[1]) throw new Error('no "totals:" or "summary:" line in the callgrind output');
   return Number(match[1]);
 }
 
