@@ -28,7 +28,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { callgrindTotal, functionCosts, parsePerfMap, subtractCosts } from './lib/callgrind.js';
-import { startStack, type Stack } from './lib/stack.js';
+import { gitRevision } from './lib/machine.js';
+import { ROOT, startStack, type Stack } from './lib/stack.js';
 import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
 const execFileP = promisify(execFile);
@@ -127,7 +128,8 @@ async function main(): Promise<number> {
     await execFileP('valgrind', ['--version']).catch(() => {
       throw new Error('valgrind is not installed (Debian package valgrind)');
     });
-    process.stdout.write(`kgents instructions: ${warmup} uncounted then ${requests} counted requests per target, ${connections} connections; starting the stack under callgrind in ${dir} (slow: a minute or more) ...\n`);
+    process.stdout.write(`kgents instructions  ${new Date().toISOString()}  Node ${process.version}, code ${gitRevision(ROOT)}\n`);
+    process.stdout.write(`${warmup} uncounted then ${requests} counted requests per target, ${connections} connections; starting the stack under callgrind in ${dir} (slow: a minute or more) ...\n`);
     stack = await startStack({
       dir,
       serverWrapper: (name) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(outDir, `${name}.out`)}`, '--smc-check=all-non-file'],
