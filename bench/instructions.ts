@@ -14,8 +14,8 @@
  *
  * Options:
  *   --targets LIST     comma-separated (default bare,health,invoke,invoke-nometer)
- *   --warmup N         uncounted requests per target first (default 8000: the code is optimised by then)
- *   --requests N       counted requests per target (default 20000)
+ *   --warmup N         uncounted requests per target first (default 20000: the code is optimised by then)
+ *   --requests N       counted requests per target (default 40000)
  *   --connections N    concurrent connections (default 8)
  *   --top N            functions listed per target (default 25)
  *   --keep             keep the temporary directory (callgrind files, perf maps, server logs)
@@ -36,8 +36,8 @@ const execFileP = promisify(execFile);
 
 const { values } = parseArgs({ options: {
   targets: { type: 'string', default: 'bare,health,invoke,invoke-nometer' },
-  warmup: { type: 'string', default: '8000' },
-  requests: { type: 'string', default: '20000' },
+  warmup: { type: 'string', default: '20000' },
+  requests: { type: 'string', default: '40000' },
   connections: { type: 'string', default: '8' },
   top: { type: 'string', default: '25' },
   keep: { type: 'boolean', default: false },
