@@ -21,7 +21,7 @@
  *   --keep             keep the temporary directory (callgrind files, perf maps, server logs)
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -123,6 +123,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const perfMaps: string[] = [];
+  const serverPids: number[] = [];
   let failed = false;
   try {
     await execFileP('valgrind', ['--version']).catch(() => {
@@ -137,7 +138,11 @@ async function main(): Promise<number> {
       serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'],
       startTimeoutMs: 300_000,
     });
-    for (const pid of [stack.pids.api, stack.pids.apiNoMeter, stack.pids.bare]) if (pid !== undefined) perfMaps.push(`/tmp/perf-${pid}.map`);
+    for (const pid of [stack.pids.api, stack.pids.apiNoMeter, stack.pids.bare]) {
+      if (pid === undefined) continue;
+      serverPids.push(pid);
+      perfMaps.push(`/tmp/perf-${pid}.map`);
+    }
     const dumps = new Map<Server, number>();
     const results: Measured[] = [];
     for (const target of selected) {
@@ -186,10 +191,14 @@ async function main(): Promise<number> {
     process.stderr.write(`instructions: ${err instanceof Error ? err.message : String(err)}\n`);
   } finally {
     await stack?.stop();
-    // Node leaves its perf maps in /tmp: kept with the rest, or removed.
+    // Node leaves its perf maps in /tmp: kept with the rest, or removed. A server killed while
+    // stopping also leaves valgrind's vgdb pipes there.
     for (const map of perfMaps) {
       if ((values.keep || failed) && existsSync(map)) copyFileSync(map, join(dir, basename(map)));
       rmSync(map, { force: true });
+    }
+    for (const pid of serverPids) {
+      for (const f of readdirSync('/tmp')) if (f.startsWith('vgdb-pipe-') && f.includes(`-${pid}-by-`)) rmSync(join('/tmp', f), { force: true });
     }
     if (values.keep || failed) process.stdout.write(`kept ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
