@@ -171,30 +171,46 @@ export class ApiMetrics {
     series.duration.observe(seconds);
   }
 
-  private readonly cells = new Map<string, CounterCell>();
+  // Cells by their label values, as in observeRequest: a key string built per call (and the label
+  // object, evaluated before the lookup) was ~0.9 µs of every invoke in a CPU profile (16:17 UTC run
+  // of `node dist/bench/run.js --profile`), and a new string must be hashed on each lookup.
+  private readonly admissionCells = new Map<string, Map<string, CounterCell>>();
+  private readonly tokenCells = new Map<string, CounterCell>();
+  private readonly usageEventCells = new Map<string, CounterCell>();
 
-  private cachedCell<T extends string>(counter: BufferedCounter<T>, key: string, labels: Partial<Record<T, string>>): CounterCell {
-    let cell = this.cells.get(key);
-    if (!cell) {
-      cell = counter.cell(labels);
-      this.cells.set(key, cell);
-    }
-    return cell;
-  }
-
-  /** kgents_rate_limit_decisions_total{decision,tier} += 1, without hashing labels per call. */
+  /** kgents_rate_limit_decisions_total{decision,tier} += 1. */
   countAdmission(decision: 'allowed' | 'rate_limited' | 'quota_exceeded', tier: string): void {
-    this.cachedCell(this.rateLimitDecisions, `rl\0${decision}\0${tier}`, { decision, tier }).inc();
+    let byTier = this.admissionCells.get(decision);
+    if (!byTier) {
+      byTier = new Map();
+      this.admissionCells.set(decision, byTier);
+    }
+    let cell = byTier.get(tier);
+    if (!cell) {
+      cell = this.rateLimitDecisions.cell({ decision, tier });
+      byTier.set(tier, cell);
+    }
+    cell.inc();
   }
 
   /** kgents_agentese_tokens_total{tier} += tokens. */
   countTokens(tier: string, tokens: number): void {
-    this.cachedCell(this.tokensUsed, `tk\0${tier}`, { tier }).inc(tokens);
+    let cell = this.tokenCells.get(tier);
+    if (!cell) {
+      cell = this.tokensUsed.cell({ tier });
+      this.tokenCells.set(tier, cell);
+    }
+    cell.inc(tokens);
   }
 
   /** kgents_usage_events_total{outcome} += 1. */
   countUsageEvent(outcome: string): void {
-    this.cachedCell(this.usageEvents, `ue\0${outcome}`, { outcome }).inc();
+    let cell = this.usageEventCells.get(outcome);
+    if (!cell) {
+      cell = this.usageEvents.cell({ outcome });
+      this.usageEventCells.set(outcome, cell);
+    }
+    cell.inc();
   }
 
   setMode(component: string, active: string, all: readonly string[]): void {

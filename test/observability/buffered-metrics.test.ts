@@ -78,3 +78,25 @@ void test('the API request, admission, token and usage metrics appear in /metric
   assert.match(text, /kgents_agentese_tokens_total\{tier="pro",instance="inst"\} 57/);
   assert.match(text, /kgents_usage_events_total\{outcome="published",instance="inst"\} 1/);
 });
+
+void test('admission, token and usage counts keep each label combination apart', async () => {
+  const metrics = new ApiMetrics('1.2.3', 'inst');
+  for (const [decision, tier, times] of [['allowed', 'free', 3], ['allowed', 'pro', 1], ['rate_limited', 'free', 2], ['quota_exceeded', 'pro', 4]] as const) {
+    for (let i = 0; i < times; i++) metrics.countAdmission(decision, tier);
+  }
+  metrics.countTokens('free', 5);
+  metrics.countTokens('pro', 7);
+  metrics.countTokens('free', 6);
+  metrics.countUsageEvent('published');
+  metrics.countUsageEvent('queued');
+  metrics.countUsageEvent('published');
+  const text = await metrics.registry.metrics();
+  assert.match(text, /kgents_rate_limit_decisions_total\{decision="allowed",tier="free",instance="inst"\} 3/);
+  assert.match(text, /kgents_rate_limit_decisions_total\{decision="allowed",tier="pro",instance="inst"\} 1/);
+  assert.match(text, /kgents_rate_limit_decisions_total\{decision="rate_limited",tier="free",instance="inst"\} 2/);
+  assert.match(text, /kgents_rate_limit_decisions_total\{decision="quota_exceeded",tier="pro",instance="inst"\} 4/);
+  assert.match(text, /kgents_agentese_tokens_total\{tier="free",instance="inst"\} 11/);
+  assert.match(text, /kgents_agentese_tokens_total\{tier="pro",instance="inst"\} 7/);
+  assert.match(text, /kgents_usage_events_total\{outcome="published",instance="inst"\} 2/);
+  assert.match(text, /kgents_usage_events_total\{outcome="queued",instance="inst"\} 1/);
+});
