@@ -54,7 +54,7 @@ export function inclusiveSymbols(report: string): Map<string, number> {
   return out;
 }
 
-const GC = /^v8::internal::(Heap|Scavenger|ScavengerCollector|MarkCompactCollector|ConcurrentMarking|MarkingVisitor|Sweeper|MinorMarkCompact|IncrementalMarking|MemoryAllocator|MarkingBarrier|ObjectStats|GlobalHandles|EvacuateVisitor|Evacuator|RememberedSet|SlotSet|PagedSpace|NewSpace|SemiSpace|IteratePointers|BodyDescriptor|MainMarkingVisitor|FullEvacuator|RecordMigratedSlotVisitor|MarkingWorklists|LocalHeap)\b|^(void|heap::base::SlotCallbackResult|auto) v8::internal::(Scavenger|BodyDescriptorBase|MarkingVisitorBase|ConcurrentMarkingVisitor|BodyDescriptorApply|Heap)\b|^Builtins_RecordWrite/;
+const GC = /^v8::internal::\S*(Heap|Scaveng|Sweep|Marking|MarkCompact|Evacuat|SemiSpace|NewSpace|PagedSpace|GCTracer|GlobalHandles|RememberedSet|SlotSet|MemoryAllocator|MemoryReducer)|^(void|heap::base::SlotCallbackResult|auto) v8::internal::\S*(Scaveng|BodyDescriptor|Marking|Heap)|^heap::base::|^Builtins_RecordWrite/;
 
 /** The area a sampled symbol belongs to: where in the stack its time went. */
 export function areaOf(row: Pick<PerfSymbol, 'dso' | 'symbol'>): string {

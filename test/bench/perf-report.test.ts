@@ -79,3 +79,15 @@ void test('sums shares by area, largest first', () => {
   assert.equal([...areas.keys()][0], 'kernel');
   assert.equal(Math.round((areas.get('V8 JSON.stringify') ?? 0) * 100), 356);
 });
+
+void test('counts the scavenger, sweepers and write barrier as the garbage collector, and V8\'s other C++ as its runtime', () => {
+  const area = (symbol: string): string => areaOf({ dso: 'node', symbol });
+  for (const gc of [
+    'v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>', 'v8::internal::ArrayBufferSweeper::SweepingJob::SweepYoung',
+    'v8::internal::SemiSpaceNewSpace::EvacuatePrologue', 'v8::internal::Heap::CollectGarbage', 'v8::internal::ConcurrentMarking::RunMajor',
+    'Builtins_RecordWriteSaveFP', 'heap::base::Worklist<v8::internal::HeapObject, 64ul>::Local::Publish',
+  ]) assert.equal(area(gc), 'V8 garbage collector', gc);
+  assert.equal(area('v8::internal::LookupIterator::Start<true>'), 'V8 runtime');
+  assert.equal(area('v8::internal::String::WriteToFlat<unsigned char>'), 'V8 runtime');
+  assert.equal(area('v8::internal::compiler::GraphReducer::ReduceTop'), 'V8 compiler');
+});
