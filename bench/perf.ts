@@ -191,7 +191,8 @@ async function main(): Promise<number> {
     });
     process.stdout.write(`kgents perf  ${new Date().toISOString()}  Node ${process.version}, code ${gitRevision(ROOT)}\n`);
     process.stdout.write(`${connections} connections, ${warmupS} s warm-up, ${seconds} s sampled per target (perf record -e cpu-clock -F 1999 -g); starting the stack in ${dir} ...\n`);
-    stack = await startStack({ dir, serverNodeFlags: ['--perf-basic-prof'] });
+    // --perf-basic-prof also turns on V8's log: sent to /dev/null, not to isolate-*.log files in the working directory.
+    stack = await startStack({ dir, serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'] });
     for (const pid of [stack.pids.api, stack.pids.apiNoMeter, stack.pids.bare]) if (pid !== undefined) perfMaps.push(`/tmp/perf-${pid}.map`);
     const results: Measured[] = [];
     for (const target of selected) {
