@@ -26,9 +26,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
-import autocannon from 'autocannon';
 import { callgrindTotal, functionCosts, parsePerfMap, subtractCosts } from './lib/callgrind.js';
 import { gitRevision } from './lib/machine.js';
+import { loadOnce, serverPid } from './lib/load-once.js';
 import { ROOT, startStack, type Stack } from './lib/stack.js';
 import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
@@ -55,11 +55,6 @@ const IDLE_MS = 10_000;
 /** The servers' own HOST: valgrind names the files callgrind_control talks through after USER and HOST. */
 const SERVER_HOST = '127.0.0.1';
 
-function pidOf(stack: Stack, server: Server): number {
-  const pid = server === 'api' ? stack.pids.api : server === 'api-nometer' ? stack.pids.apiNoMeter : stack.pids.bare;
-  if (pid === undefined) throw new Error(`no pid for the ${server} server`);
-  return pid;
-}
 
 async function control(pid: number, ...args: string[]): Promise<void> {
   await execFileP('callgrind_control', [...args, String(pid)], { env: { ...process.env, HOST: SERVER_HOST }, timeout: 120_000 });
@@ -73,20 +68,6 @@ async function waitForFile(file: string): Promise<void> {
   }
 }
 
-/** Sends `amount` requests, `connections` at a time; fails on any error or non-2xx answer. */
-function load(target: Target, stack: Stack, amount: number): Promise<void> {
-  const job = target.job(stack);
-  return new Promise((resolve, reject) => {
-    autocannon({
-      url: job.url, method: job.method, headers: { ...job.headers }, ...(job.body !== undefined && { body: job.body }),
-      connections, pipelining: 1, amount, timeout: 60,
-    }, (err: unknown, result: autocannon.Result) => {
-      if (err) reject(err instanceof Error ? err : new Error(JSON.stringify(err)));
-      else if (result.non2xx > 0 || result.errors > 0) reject(new Error(`${target.name}: ${result.non2xx} non-2xx answers, ${result.errors} errors`));
-      else resolve();
-    });
-  });
-}
 
 interface Measured {
   readonly target: string;
@@ -147,8 +128,8 @@ async function main(): Promise<number> {
     const results: Measured[] = [];
     for (const target of selected) {
       await checkTarget(stack, target);
-      const pid = pidOf(stack, target.server);
-      await load(target, stack, warmup);
+      const pid = serverPid(stack, target.server);
+      await loadOnce(target, stack, connections, { amount: warmup });
       // What the server does without load (its timers), counted first and subtracted at the same rate:
       // after a pause, so that the collections and compilations the warm-up left pending are done.
       await sleep(SETTLE_MS);
@@ -162,7 +143,7 @@ async function main(): Promise<number> {
       await control(pid, '-d');
       const idleMs = performance.now() - started;
       started = performance.now();
-      await load(target, stack, requests);
+      await loadOnce(target, stack, connections, { amount: requests });
       const loadMs = performance.now() - started;
       await control(pid, '-d');
       await control(pid, '-i', 'off');

@@ -30,9 +30,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
-import autocannon from 'autocannon';
 import { gitRevision } from './lib/machine.js';
 import { byArea, eventCount, inclusiveSymbols, selfSymbols, threadShares, type PerfSymbol } from './lib/perf-report.js';
+import { loadOnce, serverPid } from './lib/load-once.js';
 import { ROOT, startStack, type Stack } from './lib/stack.js';
 import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
@@ -65,26 +65,7 @@ const ENTRIES: readonly (readonly [string, string])[] = [
   ['[k] do_syscall_64', 'all system calls'],
 ];
 
-function pidOf(stack: Stack, server: Target['server']): number {
-  const pid = server === 'api' ? stack.pids.api : server === 'api-nometer' ? stack.pids.apiNoMeter : stack.pids.bare;
-  if (pid === undefined) throw new Error(`no pid for the ${server} server`);
-  return pid;
-}
 
-/** Load for `durationS` seconds; resolves with the requests answered. Fails on any error or non-2xx answer. */
-function load(target: Target, stack: Stack, durationS: number): Promise<number> {
-  const job = target.job(stack);
-  return new Promise((resolve, reject) => {
-    autocannon({
-      url: job.url, method: job.method, headers: { ...job.headers }, ...(job.body !== undefined && { body: job.body }),
-      connections, pipelining: 1, duration: durationS, timeout: 60,
-    }, (err: unknown, result: autocannon.Result) => {
-      if (err) reject(err instanceof Error ? err : new Error(JSON.stringify(err)));
-      else if (result.non2xx > 0 || result.errors > 0) reject(new Error(`${target.name}: ${result.non2xx} non-2xx answers, ${result.errors} errors`));
-      else resolve(result.requests.total);
-    });
-  });
-}
 
 /** Samples `pid` (all its threads, with call graphs) until stopped; resolves when perf has written its file. */
 async function record(pid: number, file: string): Promise<() => Promise<void>> {
@@ -126,13 +107,13 @@ function us(n: number): string {
 
 async function measure(target: Target, stack: Stack, dir: string): Promise<Measured> {
   await checkTarget(stack, target);
-  const pid = pidOf(stack, target.server);
-  await load(target, stack, warmupS);
+  const pid = serverPid(stack, target.server);
+  await loadOnce(target, stack, connections, { durationS: warmupS });
   const file = join(dir, `${target.name}.perf.data`);
   const stop = await record(pid, file);
   let requests: number;
   try {
-    requests = await load(target, stack, seconds);
+    requests = await loadOnce(target, stack, connections, { durationS: seconds });
   } finally {
     await stop();
   }
