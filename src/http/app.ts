@@ -25,7 +25,8 @@ import { installLoadShedding } from './shed-guard.js';
 import { installTestRetention } from './test-retention.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, livenessText } from './routes/health.js';
+import { fastHealthAllowed, fastHealthServerFactory } from './fast-health.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
 import { installTracing } from './tracing.js';
@@ -73,10 +74,21 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const health = deps.health ?? new HealthRegistry();
   const metrics = deps.metrics ?? new ApiMetrics(version, config.INSTANCE_ID);
   const logger = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID), deps.logDestination);
+  let closing = false;
+  // GET /health ahead of the router (fast-health.ts): liveness probes stay cheap under any load.
+  const fastHealth = fastHealthAllowed(config, deps.tracer !== undefined)
+    ? fastHealthServerFactory({
+      active: () => !closing,
+      requestId,
+      body: livenessText(version),
+      observe: (seconds) => metrics.observeRequest('/health', 'GET', 200, seconds),
+    })
+    : undefined;
 
   const app: FastifyInstance = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     // Keep-alive clients are told to close while draining, in-flight requests included (see drain-response.ts).
     http: { ServerResponse: drainAwareResponse(() => lifecycle.state === 'draining') },
+    ...(fastHealth && { serverFactory: fastHealth }),
     loggerInstance: logger,
     genReqId: requestId,
     // request.log is made on first use: most requests never log (see LOG_REQUESTS).
@@ -100,7 +112,6 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   });
   installErrorHandling(app, () => knownPaths);
 
-  let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
     done();

@@ -1,0 +1,74 @@
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { FastifyServerFactory, FastifyServerFactoryHandler } from 'fastify';
+import type { Config } from '../config/load.js';
+
+export interface FastHealthOptions {
+  /** false: every request goes to Fastify (the instance is closing, say). */
+  readonly active: () => boolean;
+  /** The same X-Request-Id as Fastify's genReqId gives: a valid incoming one echoed, else a new one. */
+  readonly requestId: (req: IncomingMessage) => string;
+  /** The JSON text of /health's answer, as the Fastify route serialises it. */
+  readonly body: () => string;
+  /** Counts the request as the onResponse hook does for Fastify's routes (route /health, GET, 200). */
+  readonly observe: (seconds: number) => void;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * Whether /health may be answered ahead of the router: not when something must see every request,
+ * namely a span per request (tracing), a log line per request (LOG_REQUESTS=all) or the test-only
+ * retention hook.
+ */
+export function fastHealthAllowed(config: Pick<Config, 'LOG_REQUESTS' | 'TEST_RETAIN_BYTES_PER_REQUEST'>, tracing: boolean): boolean {
+  return !tracing && config.LOG_REQUESTS !== 'all' && config.TEST_RETAIN_BYTES_PER_REQUEST === 0;
+}
+
+/**
+ * A server factory for Fastify whose listener answers `GET /health` itself, ahead of Fastify's router,
+ * and passes every other request (HEAD, a query string, any other path) to Fastify unchanged.
+ *
+ * Why: liveness is probed constantly (kubelet, balancers, uptime checks) and must stay cheap under any
+ * load. Through Fastify it paid the router, request/reply objects, the hook runners (request id,
+ * shutdown check, metrics) and the response listeners: 1.15x bare Fastify's user-space instructions
+ * per request, 0.63-0.83x its throughput. Here it is one header block and one write, with the same
+ * headers, body and metrics as the route (tested side by side in test/http/fast-health.test.ts).
+ *
+ * The server is built as Fastify builds its own HTTP/1 server from the same options, so timeouts,
+ * keep-alive and the response class (drain-response.ts) do not change.
+ */
+export function fastHealthServerFactory(options: FastHealthOptions): FastifyServerFactory {
+  return (handler: FastifyServerFactoryHandler, fastifyOptions: Record<string, unknown>) => {
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.url !== '/health' || req.method !== 'GET' || !options.active()) {
+        handler(req, res);
+        return;
+      }
+      const started = performance.now();
+      const body = options.body();
+      // A flat list, not an object: Node's header loop then reads no object of a new shape.
+      res.writeHead(200, ['x-request-id', options.requestId(req), 'content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(body))]);
+      res.end(body);
+      options.observe((performance.now() - started) / 1000);
+    };
+    const server = createServer(httpOptions(fastifyOptions), listener);
+    server.keepAliveTimeout = numberOption(fastifyOptions, 'keepAliveTimeout', server.keepAliveTimeout);
+    server.requestTimeout = numberOption(fastifyOptions, 'requestTimeout', server.requestTimeout);
+    server.setTimeout(numberOption(fastifyOptions, 'connectionTimeout', 0));
+    const perSocket = numberOption(fastifyOptions, 'maxRequestsPerSocket', 0);
+    // Zero means Node's default, as in Fastify.
+    if (perSocket > 0) server.maxRequestsPerSocket = perSocket;
+    return server;
+  };
+}
+
+function httpOptions(fastifyOptions: Record<string, unknown>): ServerOptions<typeof IncomingMessage, typeof ServerResponse> {
+  const http = fastifyOptions.http;
+  return typeof http === 'object' && http !== null ? http : {};
+}
+
+function numberOption(fastifyOptions: Record<string, unknown>, name: string, fallback: number): number {
+  const value = fastifyOptions[name];
+  return typeof value === 'number' ? value : fallback;
+}

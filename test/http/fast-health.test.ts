@@ -1,0 +1,187 @@
+import { strict as assert } from 'node:assert';
+import { request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { fastHealthAllowed, fastHealthServerFactory } from '../../src/http/fast-health.js';
+import { liveness, livenessText } from '../../src/http/routes/health.js';
+import { testAppUnready, type TestApp } from '../harness/app.js';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Header names in the order they were sent. */
+  names: string[];
+  body: string;
+}
+
+function get(port: number, path: string, headers: Record<string, string> = {}, agent?: Agent): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0, headers: res.headers, body,
+        names: res.rawHeaders.filter((_v, i) => i % 2 === 0).map((n) => n.toLowerCase()),
+      }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function portOf(app: FastifyInstance): number {
+  const address = app.server.address();
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+describe('GET /health ahead of the router', () => {
+  let t: TestApp;
+  let port: number;
+  /** Requests that reached Fastify's hooks (the router); the fast path never adds to it. */
+  const routed: string[] = [];
+
+  before(async () => {
+    t = await testAppUnready();
+    t.app.addHook('onRequest', (request, _reply, done) => {
+      routed.push(request.url);
+      done();
+    });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    port = portOf(t.app);
+  });
+
+  after(() => t.close());
+
+  test('answers with the same status, headers and body as the Fastify route, without reaching the router', async () => {
+    routed.length = 0;
+    const fast = await get(port, '/health');
+    const viaRouter = await get(port, '/health?via=router');
+    assert.deepEqual(routed, ['/health?via=router'], 'only the request with a query string reached Fastify');
+    assert.equal(fast.status, 200);
+    assert.equal(viaRouter.status, 200);
+    assert.deepEqual(fast.names, viaRouter.names);
+    for (const name of ['content-type', 'content-length', 'connection', 'keep-alive']) assert.equal(fast.headers[name], viaRouter.headers[name], name);
+    const a = JSON.parse(fast.body) as Record<string, unknown>;
+    const b = JSON.parse(viaRouter.body) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(a), Object.keys(b));
+    assert.equal(a.status, 'ok');
+    assert.equal(a.version, b.version);
+    assert.ok(Math.abs(Number(a.uptime_s) - Number(b.uptime_s)) <= 1);
+  });
+
+  test('echoes a valid X-Request-Id and gives a fresh one in place of an invalid one, as routed requests do', async () => {
+    const echoed = await get(port, '/health', { 'x-request-id': 'probe-7.a:b' });
+    assert.equal(echoed.headers['x-request-id'], 'probe-7.a:b');
+    const replaced = await get(port, '/health', { 'x-request-id': 'bad id with spaces' });
+    assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const another = await get(port, '/health');
+    assert.notEqual(another.headers['x-request-id'], replaced.headers['x-request-id']);
+  });
+
+  test('counts each probe in the request metrics under route /health, GET, 200', async () => {
+    const labels = 'route="/health",method="GET",status="200"';
+    const before = metric((await t.app.inject({ url: '/metrics' })).body, 'kgents_http_requests_total', labels);
+    routed.length = 0;
+    for (let i = 0; i < 3; i++) await get(port, '/health');
+    assert.deepEqual(routed, []);
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    assert.equal(metric(text, 'kgents_http_requests_total', labels) - before, 3);
+    assert.ok(metric(text, 'kgents_http_request_duration_seconds_count', labels) >= 3);
+  });
+
+  test('HEAD, a trailing slash and other paths still go to the router', async () => {
+    routed.length = 0;
+    const head = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/health', method: 'HEAD', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(head, 200);
+    assert.equal((await get(port, '/health/')).status, 404);
+    assert.equal((await get(port, '/ready')).status, 200);
+    assert.deepEqual(routed, ['/health', '/health/', '/ready']);
+  });
+
+  test('while the instance drains, keep-alive clients of the fast path are told to close', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const open = await get(port, '/health', {}, agent);
+    assert.equal(open.headers.connection, 'keep-alive');
+    t.lifecycle.drain();
+    const draining = await get(port, '/health', {}, agent);
+    assert.equal(draining.status, 200, 'liveness still ok while draining');
+    assert.equal(draining.headers.connection, 'close');
+    agent.destroy();
+  });
+});
+
+describe('the fast-path server factory', () => {
+  function serve(active: boolean): { routed: string[]; answered: string[]; listener: (req: IncomingMessage, res: ServerResponse) => void } {
+    const routed: string[] = [];
+    const answered: string[] = [];
+    const factory = fastHealthServerFactory({ active: () => active, requestId: () => 'id', body: () => '{}', observe: () => undefined });
+    const server = factory((req) => routed.push(`${req.method ?? ''} ${req.url ?? ''}`), { keepAliveTimeout: 1234, requestTimeout: 0, connectionTimeout: 0 });
+    assert.equal(server.keepAliveTimeout, 1234, 'built from Fastify\'s options');
+    const listener = server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+    return { routed, answered, listener };
+  }
+
+  function fakeExchange(method: string, url: string, answered: string[]): [IncomingMessage, ServerResponse] {
+    const req = { method, url, headers: {} } as unknown as IncomingMessage;
+    const res = {
+      writeHead: (status: number) => answered.push(`${method} ${url} ${status}`),
+      end: () => undefined,
+    } as unknown as ServerResponse;
+    return [req, res];
+  }
+
+  test('passes every request to Fastify once the instance is closing, so /health gets the router\'s 503', () => {
+    const closing = serve(false);
+    closing.listener(...fakeExchange('GET', '/health', closing.answered));
+    assert.deepEqual(closing.routed, ['GET /health']);
+    assert.deepEqual(closing.answered, []);
+    const open = serve(true);
+    open.listener(...fakeExchange('GET', '/health', open.answered));
+    open.listener(...fakeExchange('POST', '/health', open.answered));
+    open.listener(...fakeExchange('GET', '/healthz', open.answered));
+    assert.deepEqual(open.answered, ['GET /health 200']);
+    assert.deepEqual(open.routed, ['POST /health', 'GET /healthz']);
+  });
+
+  test('is left out when tracing, per-request logging or the test retention hook must see every request', () => {
+    const base = { LOG_REQUESTS: 'errors', TEST_RETAIN_BYTES_PER_REQUEST: 0 } as const;
+    assert.equal(fastHealthAllowed(base, false), true);
+    assert.equal(fastHealthAllowed(base, true), false);
+    assert.equal(fastHealthAllowed({ ...base, LOG_REQUESTS: 'all' }, false), false);
+    assert.equal(fastHealthAllowed({ ...base, LOG_REQUESTS: 'none' }, false), true);
+    assert.equal(fastHealthAllowed({ ...base, TEST_RETAIN_BYTES_PER_REQUEST: 64 }, false), false);
+  });
+
+  test('with LOG_REQUESTS=all a /health probe over a socket is routed and logged', async () => {
+    const t = await testAppUnready({ LOG_REQUESTS: 'all' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const res = await get(portOf(t.app), '/health', { 'x-request-id': 'logged-probe' });
+    assert.equal(res.status, 200);
+    await t.close();
+    assert.ok(t.logs.lines.some((l) => l.includes('"route":"/health"') && l.includes('logged-probe')), t.logs.text);
+  });
+});
+
+test('the fast path\'s body text is the JSON of the route\'s answer, whatever the version string', () => {
+  fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (version) => {
+    const text = livenessText(version)();
+    const expected = JSON.stringify(liveness(version));
+    const strip = (s: string): string => s.replace(/"uptime_s":\d+\}$/, '');
+    assert.equal(strip(text), strip(expected));
+    assert.deepEqual(Object.keys(JSON.parse(text) as object), ['status', 'version', 'uptime_s']);
+  }));
+});
