@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -49,6 +51,10 @@ describe('GET /health ahead of the router', () => {
 
   before(async () => {
     t = await testAppUnready();
+    t.app.get('/test/slow', async () => {
+      await sleep(150);
+      return { slow: true };
+    });
     t.app.addHook('onRequest', (request, _reply, done) => {
       routed.push(request.url);
       done();
@@ -94,6 +100,23 @@ describe('GET /health ahead of the router', () => {
     const text = (await t.app.inject({ url: '/metrics' })).body;
     assert.equal(metric(text, 'kgents_http_requests_total', labels) - before, 3);
     assert.ok(metric(text, 'kgents_http_request_duration_seconds_count', labels) >= 3);
+  });
+
+  test('pipelined on one connection behind a slow routed request, the probe is answered after it, in order', async () => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.write('GET /test/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: second\r\n\r\n');
+    const deadline = Date.now() + 5000;
+    while ((text.match(/HTTP\/1\.1 200/g) ?? []).length < 2 || !text.includes('"uptime_s"')) {
+      assert.ok(Date.now() < deadline, `two responses within 5 s, got: ${text}`);
+      await sleep(10);
+    }
+    socket.destroy();
+    const slowAt = text.indexOf('{"slow":true}');
+    const healthAt = text.indexOf('x-request-id: second');
+    assert.ok(slowAt >= 0 && healthAt > slowAt, text);
   });
 
   test('HEAD, a trailing slash and other paths still go to the router', async () => {
