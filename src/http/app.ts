@@ -25,7 +25,7 @@ import { installLoadShedding } from './shed-guard.js';
 import { installTestRetention } from './test-retention.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
-import { healthRoutes, livenessText } from './routes/health.js';
+import { healthRoutes, LIVENESS_PATH, livenessText } from './routes/health.js';
 import { fastHealthAllowed, fastHealthServerFactory } from './fast-health.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
@@ -78,10 +78,11 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   // GET /health ahead of the router (fast-health.ts): liveness probes stay cheap under any load.
   const fastHealth = fastHealthAllowed(config, deps.tracer !== undefined)
     ? fastHealthServerFactory({
+      path: LIVENESS_PATH,
       active: () => !closing,
       requestId,
       body: livenessText(version),
-      observe: (seconds) => metrics.observeRequest('/health', 'GET', 200, seconds),
+      observe: (seconds) => metrics.observeRequest(LIVENESS_PATH, 'GET', 200, seconds),
     })
     : undefined;
 

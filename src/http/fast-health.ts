@@ -4,13 +4,15 @@ import type { FastifyServerFactory, FastifyServerFactoryHandler } from 'fastify'
 import type { Config } from '../config/load.js';
 
 export interface FastHealthOptions {
+  /** The liveness route's path: only `GET` of exactly this URL (no query string) is answered here. */
+  readonly path: string;
   /** false: every request goes to Fastify (the instance is closing, say). */
   readonly active: () => boolean;
   /** The same X-Request-Id as Fastify's genReqId gives: a valid incoming one echoed, else a new one. */
   readonly requestId: (req: IncomingMessage) => string;
   /** The JSON text of /health's answer, as the Fastify route serialises it. */
   readonly body: () => string;
-  /** Counts the request as the onResponse hook does for Fastify's routes (route /health, GET, 200). */
+  /** Counts the request as the onResponse hook does for Fastify's routes (the route's path, GET, 200). */
   readonly observe: (seconds: number) => void;
 }
 
@@ -26,7 +28,7 @@ export function fastHealthAllowed(config: Pick<Config, 'LOG_REQUESTS' | 'TEST_RE
 }
 
 /**
- * A server factory for Fastify whose listener answers `GET /health` itself, ahead of Fastify's router,
+ * A server factory for Fastify whose listener answers `GET /health` (options.path) itself, ahead of Fastify's router,
  * and passes every other request (HEAD, a query string, any other path) to Fastify unchanged.
  *
  * Why: liveness is probed constantly (kubelet, balancers, uptime checks) and must stay cheap under any
@@ -41,7 +43,7 @@ export function fastHealthAllowed(config: Pick<Config, 'LOG_REQUESTS' | 'TEST_RE
 export function fastHealthServerFactory(options: FastHealthOptions): FastifyServerFactory {
   return (handler: FastifyServerFactoryHandler, fastifyOptions: Record<string, unknown>) => {
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
-      if (req.url !== '/health' || req.method !== 'GET' || !options.active()) {
+      if (req.url !== options.path || req.method !== 'GET' || !options.active()) {
         handler(req, res);
         return;
       }

@@ -37,6 +37,8 @@ export interface HttpResult {
   readonly status: number;
   readonly body: string;
   readonly headers: Record<string, string | string[] | undefined>;
+  /** Header names as sent, in order, lower-cased. */
+  readonly headerNames: readonly string[];
 }
 
 /** One HTTP request on loopback; `agent: false` unless one is given. */
@@ -45,7 +47,10 @@ export function http(port: number, path: string, options: { method?: string; hea
     const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0, body, headers: res.headers,
+        headerNames: res.rawHeaders.filter((_v, i) => i % 2 === 0).map((n) => n.toLowerCase()),
+      }));
     });
     req.on('error', reject);
     req.end(options.body);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -8,29 +8,10 @@ import type { FastifyInstance } from 'fastify';
 import { fastHealthAllowed, fastHealthServerFactory } from '../../src/http/fast-health.js';
 import { liveness, livenessText } from '../../src/http/routes/health.js';
 import { testAppUnready, type TestApp } from '../harness/app.js';
+import { http, type HttpResult } from '../harness/serve-process.js';
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  /** Header names in the order they were sent. */
-  names: string[];
-  body: string;
-}
-
-function get(port: number, path: string, headers: Record<string, string> = {}, agent?: Agent): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({
-        status: res.statusCode ?? 0, headers: res.headers, body,
-        names: res.rawHeaders.filter((_v, i) => i % 2 === 0).map((n) => n.toLowerCase()),
-      }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(port: number, path: string, headers: Record<string, string> = {}, agent?: Agent): Promise<HttpResult> {
+  return http(port, path, { headers, ...(agent && { agent }) });
 }
 
 function portOf(app: FastifyInstance): number {
@@ -72,7 +53,7 @@ describe('GET /health ahead of the router', () => {
     assert.deepEqual(routed, ['/health?via=router'], 'only the request with a query string reached Fastify');
     assert.equal(fast.status, 200);
     assert.equal(viaRouter.status, 200);
-    assert.deepEqual(fast.names, viaRouter.names);
+    assert.deepEqual(fast.headerNames, viaRouter.headerNames);
     for (const name of ['content-type', 'content-length', 'connection', 'keep-alive']) assert.equal(fast.headers[name], viaRouter.headers[name], name);
     const a = JSON.parse(fast.body) as Record<string, unknown>;
     const b = JSON.parse(viaRouter.body) as Record<string, unknown>;
@@ -121,14 +102,7 @@ describe('GET /health ahead of the router', () => {
 
   test('HEAD, a trailing slash and other paths still go to the router', async () => {
     routed.length = 0;
-    const head = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/health', method: 'HEAD', agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const head = (await http(port, '/health', { method: 'HEAD' })).status;
     assert.equal(head, 200);
     assert.equal((await get(port, '/health/')).status, 404);
     assert.equal((await get(port, '/ready')).status, 200);
@@ -151,7 +125,7 @@ describe('the fast-path server factory', () => {
   function serve(active: boolean): { routed: string[]; answered: string[]; listener: (req: IncomingMessage, res: ServerResponse) => void } {
     const routed: string[] = [];
     const answered: string[] = [];
-    const factory = fastHealthServerFactory({ active: () => active, requestId: () => 'id', body: () => '{}', observe: () => undefined });
+    const factory = fastHealthServerFactory({ path: '/health', active: () => active, requestId: () => 'id', body: () => '{}', observe: () => undefined });
     const server = factory((req) => routed.push(`${req.method ?? ''} ${req.url ?? ''}`), { keepAliveTimeout: 1234, requestTimeout: 0, connectionTimeout: 0 });
     assert.equal(server.keepAliveTimeout, 1234, 'built from Fastify\'s options');
     const listener = server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;

@@ -14,6 +14,9 @@ export interface HealthRouteDeps {
 
 const startedAt = Date.now();
 
+/** The liveness route; the fast path (fast-health.ts) answers the same path. */
+export const LIVENESS_PATH = '/health';
+
 export interface Liveness {
   readonly status: 'ok';
   readonly version: string;
@@ -39,7 +42,7 @@ export function livenessText(version: string): () => string {
 }
 
 export function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void {
-  app.get('/health', {
+  app.get(LIVENESS_PATH, {
     schema: {
       response: { 200: { type: 'object', properties: { status: { type: 'string' }, version: { type: 'string' }, uptime_s: { type: 'number' } } } },
     },
