@@ -42,6 +42,7 @@ function runJob(job: LoadJob): Promise<LoadSummary> {
       for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statusCounts[code] = stat.count ?? 0;
       const ms = (v: number): number => round(v, 3);
       resolve({
+        generator: 'autocannon',
         rps: round(result.requests.total / result.duration, 1),
         rpsAutocannon: round(result.requests.average, 1),
         requests: result.requests.total,

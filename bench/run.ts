@@ -14,7 +14,10 @@
  *   --drain-events N  fallback queue rows: append N usage events, then drain them into JetStream through
  *                     the meter's drainer (BENCH_DRAIN_EVENTS, default 20000; 0 skips the queue rows)
  *   --quick           smoke run: 2 s runs, 1 round, 1 s warm-up
- *   --wrk             also measure the bare server with wrk (-t1) to check the generator is not the ceiling
+ *   --generator G     autocannon | wrk (BENCH_GENERATOR; default wrk when installed, else autocannon). The
+ *                     generator shares the machine: autocannon fills its core before bare Fastify or
+ *                     /health fill theirs, so their req/s were the generator's ceiling; wrk is lighter
+ *   --wrk             also measure the bare server with plain wrk (-t1) to check the generator is not the ceiling
  *   --profile         run the servers under --cpu-prof and print where their CPU time goes per request
  *                     (default targets: bare,invoke; profile one API target at a time)
  *   --out FILE        results JSON (default bench/results/latest.json; profile runs: bench/results/profile.json)
@@ -38,7 +41,8 @@ import { benchDrain, type DrainFigures } from './lib/drain.js';
 import { killLoadGenerators, runLoad } from './lib/load.js';
 import { SERVER_CPU, otherCpus, pin, pinUnavailable } from './lib/pin.js';
 import { benchFallbackQueue, formatFallbackQueueResults, type FallbackQueueBenchResults } from './fallback-queue.js';
-import type { LoadJob, LoadSummary } from './lib/load-types.js';
+import { LOAD_GENERATORS, isLoadGenerator, type LoadGenerator, type LoadJob, type LoadSummary } from './lib/load-types.js';
+import { wrkInstalled } from './lib/wrk.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
 import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
 import { TARGETS, TARGET_NAMES, checkTarget, type Target, type TargetName } from './lib/targets.js';
@@ -53,6 +57,7 @@ interface Options {
   rounds: number;
   warmupS: number;
   targets: TargetName[];
+  generator: LoadGenerator;
   wrk: boolean;
   profile: boolean;
   pin: boolean;
@@ -80,6 +85,7 @@ function parseOptions(argv: readonly string[]): Options {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       targets: { type: 'string' },
+      generator: { type: 'string' },
       quick: { type: 'boolean', default: false },
       wrk: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
@@ -101,12 +107,16 @@ function parseOptions(argv: readonly string[]): Options {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}"; choose from ${TARGET_NAMES.join(', ')}`);
   }
   const warmup = values.warmup ?? env.BENCH_WARMUP;
+  const generator = values.generator ?? env.BENCH_GENERATOR ?? (wrkInstalled() ? 'wrk' : 'autocannon');
+  if (!isLoadGenerator(generator)) throw new Error(`unknown generator "${generator}"; choose from ${LOAD_GENERATORS.join(', ')}`);
+  if (generator === 'wrk' && !wrkInstalled()) throw new Error('--generator wrk: wrk is not installed (apt-get install -y wrk)');
   return {
     durationS: positiveInt(values.duration ?? env.BENCH_DURATION, 'duration', quick ? 2 : 10),
     connections: positiveInt(values.connections ?? env.BENCH_CONNECTIONS, 'connections', 64),
     rounds: positiveInt(values.rounds ?? env.BENCH_ROUNDS, 'rounds', quick ? 1 : 3),
     warmupS: warmup === '0' ? 0 : positiveInt(warmup, 'warmup', quick ? 1 : 3),
     targets: TARGET_NAMES.filter((t) => targets.includes(t)),
+    generator,
     wrk: values.wrk === true,
     profile,
     pin: values.pin === true || env.BENCH_PIN === '1',
@@ -233,7 +243,7 @@ async function main(): Promise<number> {
   const revision = gitRevision(ROOT);
   log(`kgents bench  ${formatMachine(machine)}, code ${revision}`);
   log(`${opts.connections} connections, no pipelining, ${opts.durationS} s per run, ${opts.rounds} round(s) interleaved across targets, ${opts.warmupS} s warm-up per target${opts.quick ? ' (--quick)' : ''}`);
-  log('Load generator (autocannon, own process) and servers share this machine\'s cores: compare ratios within one run, not absolute figures across machines.');
+  log(`Load generator (${opts.generator}, own process) and servers share this machine's cores: compare ratios within one run, not absolute figures across machines.`);
   if (opts.pin) log(`--pin: the server under test runs alone on CPU ${SERVER_CPU}; the load generator, nats-server and redis-server share CPU(s) ${otherCpus()}.`);
   if (opts.profile) log('PROFILE RUN: the servers run under --cpu-prof, which slows them; these figures are not comparable to a normal run.');
 
@@ -287,7 +297,7 @@ async function main(): Promise<number> {
     if (opts.warmupS > 0) {
       for (const target of selected) {
         if (interrupted) throw new Error('interrupted');
-        const warm = await runLoad(jobFor(target, opts.warmupS), generatorCpus);
+        const warm = await runLoad(jobFor(target, opts.warmupS), generatorCpus, opts.generator);
         log(`warm-up  ${target.name.padEnd(11)} ${fmtInt(warm.rps).padStart(7)} req/s`);
         problems.push(...runProblems(`warm-up ${target.name}`, warm));
       }
@@ -312,7 +322,7 @@ async function main(): Promise<number> {
           }
           const watch = startCpuWatch(pidsFor(target));
           const counters = startCounterWatch(pidsFor(target).server);
-          const summary = await runLoad(jobFor(target, opts.durationS), generatorCpus);
+          const summary = await runLoad(jobFor(target, opts.durationS), generatorCpus, opts.generator);
           const serverCounters = counters.stop();
           const cpu: Record<string, number> = { ...watch.stop(), generator: summary.generatorCpuPct };
           if (cpu.machine !== undefined) {
@@ -441,7 +451,7 @@ async function main(): Promise<number> {
     }
     if (wrk) {
       const bare = results.find((r) => r.target === 'bare');
-      log(`\nGenerator check: wrk -t1 on bare ${fmtInt(wrk.rps)} req/s vs autocannon ${bare ? fmtInt(bare.rps) : '?'} req/s (median).`);
+      log(`\nGenerator check: plain wrk -t1 on bare ${fmtInt(wrk.rps)} req/s vs ${opts.generator} ${bare ? fmtInt(bare.rps) : '?'} req/s (median).`);
     }
   }
   if (drain || queueLocal) {
@@ -459,7 +469,7 @@ async function main(): Promise<number> {
   const report = {
     machine,
     revision,
-    options: { durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, pin: opts.pin, drainEvents: opts.drainEvents },
+    options: { generator: opts.generator, durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, pin: opts.pin, drainEvents: opts.drainEvents },
     notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
     results,
     runs: records,

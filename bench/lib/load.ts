@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { LoadJob, LoadSummary, WorkerMessage } from './load-types.js';
+import type { LoadGenerator, LoadJob, LoadSummary, WorkerMessage } from './load-types.js';
 import { pin } from './pin.js';
+import { runWrkLoad } from './wrk.js';
 
 const WORKER = join(import.meta.dirname, '..', 'load-worker.js');
 const live = new Set<ChildProcess>();
@@ -13,8 +14,15 @@ export function killLoadGenerators(): void {
 
 process.on('exit', killLoadGenerators);
 
-/** Runs one autocannon job in a fresh child process and returns its summary; `cpus`: pin the generator there first (taskset list). */
-export function runLoad(job: LoadJob, cpus?: string): Promise<LoadSummary> {
+/**
+ * Runs one job in a fresh child process (autocannon in a Node worker, or wrk) and returns its
+ * summary; `cpus`: pin the generator there first (taskset list).
+ */
+export function runLoad(job: LoadJob, cpus?: string, generator: LoadGenerator = 'autocannon'): Promise<LoadSummary> {
+  return generator === 'wrk' ? runWrkLoad(job, live, cpus) : runAutocannon(job, cpus);
+}
+
+function runAutocannon(job: LoadJob, cpus?: string): Promise<LoadSummary> {
   return new Promise((resolve, reject) => {
     const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     live.add(child);
