@@ -37,24 +37,9 @@ function done(summary, latency, requests)
 end
 `;
 
-interface WrkFigures {
-  readonly requests: number;
-  readonly duration_us: number;
-  readonly connect: number;
-  readonly read: number;
-  readonly write: number;
-  readonly status: number;
-  readonly timeout: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p97_5: number;
-  readonly p99: number;
-  readonly p99_9: number;
-  readonly max: number;
-  readonly mean: number;
-}
-
 const FIELDS = ['requests', 'duration_us', 'connect', 'read', 'write', 'status', 'timeout', 'p50', 'p90', 'p97_5', 'p99', 'p99_9', 'max', 'mean'] as const;
+/** What the script's done() prints: counts, wrk's duration and latencies in µs. */
+type WrkFigures = Readonly<Record<(typeof FIELDS)[number], number>>;
 
 let scriptDir: string | undefined;
 
