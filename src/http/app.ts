@@ -67,6 +67,23 @@ function requestId(req: { headers: Record<string, string | string[] | undefined>
   return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : uniqueId();
 }
 
+/**
+ * requestId from the raw header list, for /health's fast path: reading `req.headers` makes Node
+ * build the whole header object, which that path otherwise never needs (perf: ~0.2 µs per probe).
+ */
+function rawRequestId(req: { rawHeaders: readonly string[] }): string {
+  const raw = req.rawHeaders;
+  let incoming: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    if (name === undefined || name.length !== 12 || name.toLowerCase() !== 'x-request-id') continue;
+    // Node joins a repeated header's values with ", ", which no valid id contains.
+    if (incoming !== undefined) return uniqueId();
+    incoming = raw[i + 1];
+  }
+  return incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : uniqueId();
+}
+
 /** Builds the API; the caller owns listening, signals and closing the dependencies. */
 export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const version = deps.version ?? VERSION;
@@ -80,9 +97,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     ? fastHealthServerFactory({
       path: LIVENESS_PATH,
       active: () => !closing,
-      requestId,
+      requestId: rawRequestId,
       body: livenessText(version),
-      observe: (seconds) => metrics.observeRequest(LIVENESS_PATH, 'GET', 200, seconds),
+      observe: metrics.requestRecorder(LIVENESS_PATH, 'GET', 200),
     })
     : undefined;
 

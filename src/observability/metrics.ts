@@ -151,6 +151,21 @@ export class ApiMetrics {
    * buffered-metrics.ts), looked up without building a label object or a key string.
    */
   observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const series = this.requestSeriesFor(route, method, status);
+    series.count.inc();
+    series.duration.observe(seconds);
+  }
+
+  /** observeRequest for one fixed route, method and status, its cells looked up once (/health's fast path). */
+  requestRecorder(route: string, method: string, status: number): (seconds: number) => void {
+    const { count, duration } = this.requestSeriesFor(route, method, status);
+    return (seconds) => {
+      count.inc();
+      duration.observe(seconds);
+    };
+  }
+
+  private requestSeriesFor(route: string, method: string, status: number): { count: CounterCell; duration: HistogramCell } {
     let byMethod = this.requestSeries.get(route);
     if (!byMethod) {
       byMethod = new Map();
@@ -167,8 +182,7 @@ export class ApiMetrics {
       series = { count: this.httpRequests.cell(labels), duration: this.httpDuration.cell(labels) };
       byStatus.set(status, series);
     }
-    series.count.inc();
-    series.duration.observe(seconds);
+    return series;
   }
 
   // Cells by their label values, as in observeRequest: a key string built per call (and the label

@@ -19,6 +19,22 @@ function portOf(app: FastifyInstance): number {
   return typeof address === 'object' && address ? address.port : 0;
 }
 
+/** The X-Request-Id of each response to a raw request text (so headers can repeat or keep their case). */
+async function rawIds(port: number, request: string): Promise<string[]> {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (text += chunk));
+  socket.write(request);
+  const deadline = Date.now() + 5000;
+  while (!text.includes('"uptime_s"')) {
+    assert.ok(Date.now() < deadline, `a response within 5 s, got: ${text}`);
+    await sleep(10);
+  }
+  socket.destroy();
+  return [...text.matchAll(/^x-request-id: (.*)\r$/gim)].map((m) => m[1] ?? '');
+}
+
 function metric(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
@@ -70,6 +86,16 @@ describe('GET /health ahead of the router', () => {
     assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const another = await get(port, '/health');
     assert.notEqual(another.headers['x-request-id'], replaced.headers['x-request-id']);
+  });
+
+  test('reads X-Request-Id in any letter case, and a repeated one counts as invalid, as routed requests do', async () => {
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    for (const path of ['/health', '/health?via=router']) {
+      const mixed = await rawIds(port, `GET ${path} HTTP/1.1\r\nHost: x\r\nX-REQUEST-ID: Probe-Mixed\r\n\r\n`);
+      assert.deepEqual(mixed, ['Probe-Mixed'], path);
+      const [repeated] = await rawIds(port, `GET ${path} HTTP/1.1\r\nHost: x\r\nx-request-id: one\r\nX-Request-Id: two\r\n\r\n`);
+      assert.match(String(repeated), uuid, path);
+    }
   });
 
   test('counts each probe in the request metrics under route /health, GET, 200', async () => {
