@@ -7,9 +7,10 @@ import type { LoadJob, LoadSummary } from './load-types.js';
 import { round } from './stats.js';
 
 /**
- * wrk as the load generator (`npm run bench -- --generator wrk`): C, one thread, about a third of
- * autocannon's CPU per request, so the fastest targets (bare, /health) are measured at the server's
- * saturation rather than at the generator's, whose core autocannon otherwise fills first.
+ * wrk as the load generator (`npm run bench -- --generator wrk`): C, one thread, no garbage
+ * collector. autocannon's process reached 90 % of its core before bare Fastify or /health reached
+ * theirs (86 %), so those targets were measured at the generator's ceiling; under wrk (52-84 % of its
+ * core) the servers run at 95-98 % (docs/benchmarks.md, ninth session).
  *
  * The request comes from the job through the environment (a Lua script reads it), and the script's
  * `done()` prints one JSON line: wrk's totals, errors and latency percentiles (µs, every response).
