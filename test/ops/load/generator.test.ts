@@ -79,7 +79,8 @@ describe('load generator', () => {
     assert.equal(s.valid, false);
     // 200 due: 5 sent on time, the backlog (10 x max in flight) sent late, the rest dropped.
     assert.ok(s.generator.late_starts + s.generator.dropped >= 150, `late ${s.generator.late_starts}, dropped ${s.generator.dropped}`);
-    assert.ok(s.generator.capped >= 40 && s.generator.capped === s.generator.late_starts, `capped ${s.generator.capped}`);
+    // Most late starts waited for a slot; on a loaded machine a few more start late for the event loop's own lag.
+    assert.ok(s.generator.capped >= 40 && s.generator.capped <= s.generator.late_starts, `capped ${s.generator.capped} of ${s.generator.late_starts} late`);
     assert.match(s.invalid_reasons[0] ?? '', /in flight/);
     assert.equal(s.exit_code, 3);
     // Latency still counts each request's wait from its scheduled start: far above the 200 ms service time.
