@@ -17,7 +17,6 @@
  *   --generator G     autocannon | wrk (BENCH_GENERATOR; default wrk when installed, else autocannon). The
  *                     generator shares the machine: autocannon fills its core before bare Fastify or
  *                     /health fill theirs, so their req/s were the generator's ceiling; wrk is lighter
- *   --wrk             also measure the bare server with plain wrk (-t1) to check the generator is not the ceiling
  *   --profile         run the servers under --cpu-prof and print where their CPU time goes per request
  *                     (default targets: bare,invoke; profile one API target at a time)
  *   --out FILE        results JSON (default bench/results/latest.json; profile runs: bench/results/profile.json)
@@ -29,12 +28,11 @@
  * Environment only: BENCH_NODE_FLAGS (space-separated Node/V8 flags for every server: API, unmetered
  *   API and bare Fastify; default none), for A/B runs of a flag.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { formatAreaComparison, formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { startCounterWatch, startCpuWatch, waitForQuiet, type ProcessCounters } from './lib/cpu.js';
 import { benchDrain, type DrainFigures } from './lib/drain.js';
@@ -48,9 +46,6 @@ import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
 import { TARGETS, TARGET_NAMES, checkTarget, type Target, type TargetName } from './lib/targets.js';
 import { median, round as roundTo } from './lib/stats.js';
 
-const execFileP = promisify(execFile);
-
-
 interface Options {
   durationS: number;
   connections: number;
@@ -58,7 +53,6 @@ interface Options {
   warmupS: number;
   targets: TargetName[];
   generator: LoadGenerator;
-  wrk: boolean;
   profile: boolean;
   pin: boolean;
   out: string;
@@ -87,7 +81,6 @@ function parseOptions(argv: readonly string[]): Options {
       targets: { type: 'string' },
       generator: { type: 'string' },
       quick: { type: 'boolean', default: false },
-      wrk: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       pin: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -107,9 +100,10 @@ function parseOptions(argv: readonly string[]): Options {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target "${t}"; choose from ${TARGET_NAMES.join(', ')}`);
   }
   const warmup = values.warmup ?? env.BENCH_WARMUP;
-  const generator = values.generator ?? env.BENCH_GENERATOR ?? (wrkInstalled() ? 'wrk' : 'autocannon');
+  const chosen = values.generator ?? env.BENCH_GENERATOR;
+  const generator = chosen ?? (wrkInstalled() ? 'wrk' : 'autocannon');
   if (!isLoadGenerator(generator)) throw new Error(`unknown generator "${generator}"; choose from ${LOAD_GENERATORS.join(', ')}`);
-  if (generator === 'wrk' && !wrkInstalled()) throw new Error('--generator wrk: wrk is not installed (apt-get install -y wrk)');
+  if (chosen === 'wrk' && !wrkInstalled()) throw new Error('--generator wrk: wrk is not installed (apt-get install -y wrk)');
   return {
     durationS: positiveInt(values.duration ?? env.BENCH_DURATION, 'duration', quick ? 2 : 10),
     connections: positiveInt(values.connections ?? env.BENCH_CONNECTIONS, 'connections', 64),
@@ -117,7 +111,6 @@ function parseOptions(argv: readonly string[]): Options {
     warmupS: warmup === '0' ? 0 : positiveInt(warmup, 'warmup', quick ? 1 : 3),
     targets: TARGET_NAMES.filter((t) => targets.includes(t)),
     generator,
-    wrk: values.wrk === true,
     profile,
     pin: values.pin === true || env.BENCH_PIN === '1',
     out: values.out ?? join(ROOT, 'bench', 'results', profile ? 'profile.json' : 'latest.json'),
@@ -203,26 +196,6 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-interface WrkResult {
-  readonly rps: number;
-  readonly p50Ms: number | undefined;
-  readonly p99Ms: number | undefined;
-  readonly raw: string;
-}
-
-function wrkMs(text: string, label: string): number | undefined {
-  const match = new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
-  if (!match?.[1]) return undefined;
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
-}
-
-async function runWrk(url: string, connections: number, durationS: number): Promise<WrkResult> {
-  const { stdout } = await execFileP('wrk', ['-t1', `-c${connections}`, `-d${durationS}s`, '--latency', url], { timeout: (durationS + 30) * 1000 });
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1];
-  if (!rps) throw new Error(`could not parse wrk output:\n${stdout}`);
-  return { rps: Number(rps), p50Ms: wrkMs(stdout, '50%'), p99Ms: wrkMs(stdout, '99%'), raw: stdout };
-}
 
 let cleanup: (() => Promise<void>) | undefined;
 let interrupted = false;
@@ -268,7 +241,6 @@ async function main(): Promise<number> {
   /** Requests per target in the measured window, discarded (noisy) attempts included: for CPU profiles. */
   const servedInWindow = new Map<TargetName, number>();
   const records: RunRecord[] = [];
-  let wrk: WrkResult | undefined;
   let drain: DrainFigures | undefined;
   let queueLocal: FallbackQueueBenchResults | undefined;
   const profileSummaries: ProfileSummary[] = [];
@@ -346,16 +318,6 @@ async function main(): Promise<number> {
 
     const measuredToUs = monotonicUs();
 
-    if (opts.wrk) {
-      await sleep(500);
-      if (opts.quietWaitS > 0) await waitForQuiet(opts.quietWaitS, NOISY_OTHER_CPU_PCT, sleep);
-      try {
-        wrk = await runWrk(`${s.bareUrl}/`, opts.connections, opts.durationS);
-        log(`wrk -t1 -c${opts.connections} -d${opts.durationS}s on bare: ${fmtInt(wrk.rps)} req/s  p50 ${wrk.p50Ms?.toFixed(2) ?? '?'} ms  p99 ${wrk.p99Ms?.toFixed(2) ?? '?'} ms`);
-      } catch (err) {
-        log(`wrk check skipped: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-      }
-    }
 
     if (opts.drainEvents > 0) {
       await sleep(500);
@@ -449,10 +411,6 @@ async function main(): Promise<number> {
         + `(${(metered.rps / unmetered.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${unmetered.serverUsPerReq ?? '?'} µs/req, `
         + `redis+nats ${metered.depsUsPerReq ?? '?'} vs ${unmetered.depsUsPerReq ?? '?'} µs/req).`);
     }
-    if (wrk) {
-      const bare = results.find((r) => r.target === 'bare');
-      log(`\nGenerator check: plain wrk -t1 on bare ${fmtInt(wrk.rps)} req/s vs ${opts.generator} ${bare ? fmtInt(bare.rps) : '?'} req/s (median).`);
-    }
   }
   if (drain || queueLocal) {
     log('\nFallback queue (usage events while NATS is unreachable):\n');
@@ -473,7 +431,6 @@ async function main(): Promise<number> {
     notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
     results,
     runs: records,
-    ...(wrk && { wrk: { rps: wrk.rps, p50Ms: wrk.p50Ms, p99Ms: wrk.p99Ms } }),
     ...(drain && { fallbackQueueDrain: drain }),
     ...(queueLocal && { fallbackQueue: queueLocal }),
     ...(profileSummaries.length > 0 && { profiles: profileSummaries }),
