@@ -6,14 +6,16 @@ import { decodeUsageMessage } from '../../src/domain/metering/usage-message.js';
 
 /**
  * Every event in USAGE (a message holds one event or a batch), in stream order, read with an ordered consumer on its own connection.
- * Retried whole: right after a leader election a JetStream API call can time out once.
+ * Retried whole until `withinMs`: right after a leader election JetStream API calls time out until the
+ * cluster has elected its leaders again, which took more than four 5 s attempts on a loaded CI machine.
  */
-export async function readAllUsage(servers: string | string[], attempts = 4): Promise<UsageEvent[]> {
-  for (let i = 1; ; i++) {
+export async function readAllUsage(servers: string | string[], withinMs = 60_000): Promise<UsageEvent[]> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
     try {
       return await readOnce(servers);
     } catch (err) {
-      if (i >= attempts) throw err;
+      if (Date.now() >= deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
