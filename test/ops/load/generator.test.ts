@@ -8,7 +8,10 @@ import { summarizeLoad, type LoadSummary } from '../../../src/ops/load/summary.j
 import { parseThreshold } from '../../../src/ops/load/thresholds.js';
 import { startServer, type TestServer } from './servers.js';
 
-async function load(target: string, model: LoadModel, scenarios: readonly Scenario[] = parseMix('/'), thresholds: readonly string[] = [], lateTolerance = 0.01): Promise<LoadSummary> {
+// 5 % late starts allowed (the CLI's default is 1 %; the load CLI tests allow 50 %): with the whole suite
+// running beside them, the generator thread was scheduled late for 10 and for 12 of 600 (CI, 2026-12-01/02).
+// What these tests check is the rate, latency accounting and the in-flight cap, not the machine.
+async function load(target: string, model: LoadModel, scenarios: readonly Scenario[] = parseMix('/'), thresholds: readonly string[] = [], lateTolerance = 0.05): Promise<LoadSummary> {
   const result = await startLoad({ target, scenarios, keys: [], model }).result;
   return summarizeLoad(result, {
     version: 'test', target, model, scenarios, thresholds: thresholds.flatMap((t) => parseThreshold(t)), lateTolerance, lateThresholdMs: 10,
@@ -31,9 +34,7 @@ describe('load generator', () => {
 
   test('the open model keeps its rate: 200 requests/s for 3 s is 600 requests, about 200 in each second', async () => {
     const server = await serve();
-    // What this checks is the rate; 5 % late starts allowed (the load CLI tests allow 50 %): with the whole
-    // suite running, the generator thread was once scheduled late for 10 of 600 (CI, 2026-12-01).
-    const s = await load(server.url, open(200, 3000), parseMix('/'), [], 0.05);
+    const s = await load(server.url, open(200, 3000));
     assert.ok(Math.abs(s.overall.requests - 600) <= 30, `${s.overall.requests} requests`);
     assert.equal(server.paths.get('/'), s.overall.requests);
     assert.ok(Math.abs(s.overall.throughput_rps - 200) <= 10, `${s.overall.throughput_rps}/s`);
