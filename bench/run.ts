@@ -8,9 +8,10 @@
  *   --connections N   concurrent connections, no pipelining (BENCH_CONNECTIONS, default 64)
  *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
  *   --warmup S        warm-up seconds per target before round 1 (default 3)
- *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-nometer
- *                     (invoke-nometer: the same API process setup without a usage meter, to show what
- *                     durable metering costs)
+ *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer
+ *                     (invoke-routed: the same call through Fastify's router, to show what invoke's fast
+ *                     path saves; invoke-nometer: the same API process setup without a usage meter, to
+ *                     show what durable metering costs)
  *   --drain-events N  fallback queue rows: append N usage events, then drain them into JetStream through
  *                     the meter's drainer (BENCH_DRAIN_EVENTS, default 20000; 0 skips the queue rows)
  *   --quick           smoke run: 2 s runs, 1 round, 1 s warm-up
@@ -93,7 +94,7 @@ function parseOptions(argv: readonly string[]): Options {
   const env = process.env;
   const quick = values.quick === true;
   const profile = values.profile === true;
-  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,bare-post,health,health-saas,resolve,invoke,invoke-nometer');
+  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer');
   const drainRaw = values['drain-events'] ?? env.BENCH_DRAIN_EVENTS;
   const targets = targetList.split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of targets) {
@@ -405,6 +406,11 @@ async function main(): Promise<number> {
     }
     log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
     const metered = results.find((r) => r.target === 'invoke');
+    const routed = results.find((r) => r.target === 'invoke-routed');
+    if (metered && routed) {
+      log(`\nFast path: invoke ahead of the router ${fmtInt(metered.rps)} req/s vs through Fastify's router ${fmtInt(routed.rps)} req/s `
+        + `(${(metered.rps / routed.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${routed.serverUsPerReq ?? '?'} µs/req).`);
+    }
     const unmetered = results.find((r) => r.target === 'invoke-nometer');
     if (metered && unmetered) {
       log(`\nMetering: invoke with durable metering ${fmtInt(metered.rps)} req/s vs without a meter ${fmtInt(unmetered.rps)} req/s `

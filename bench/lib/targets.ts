@@ -2,7 +2,7 @@ import type { LoadJob } from './load-types.js';
 import type { Stack } from './stack.js';
 
 /** The routes the benchmarks load, shared by bench/run.ts (throughput) and bench/alloc.ts (allocation). */
-export const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-nometer'] as const;
+export const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-routed', 'invoke-nometer'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Target {
@@ -47,6 +47,11 @@ export const TARGETS: readonly Target[] = [
   {
     name: 'invoke', description: 'POST /v1/agentese/invoke (API key, scope write; rate limit + quota in Redis, tokens added)', server: 'api', goal: 0.5,
     job: (s) => ({ url: `${s.apiUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
+    check: (status, body) => status === 200 && body.includes('tokens_used'),
+  },
+  {
+    name: 'invoke-routed', description: 'the same invoke through Fastify\'s router instead of its fast path (src/http/fast-invoke.ts): a query string, which the fast path hands over; what the fast path saves', server: 'api',
+    job: (s) => ({ url: `${s.apiUrl}/v1/agentese/invoke?via=router`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
     check: (status, body) => status === 200 && body.includes('tokens_used'),
   },
   {

@@ -4,7 +4,7 @@ import type { LimitStore } from '../domain/limits/ports.js';
 import type { Principal } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
-import { inChildSpan } from '../observability/tracing.js';
+import { inChildSpan, type TraceSpan } from '../observability/tracing.js';
 
 /** Each tenant's quota key for the month in `month.label`. */
 const quotaKeys = new Map<string, string>();
@@ -43,38 +43,65 @@ function secondsToNextMonth(now: Date): number {
   return Math.max(1, Math.ceil((next - now.getTime()) / 1000));
 }
 
+/** The rate-limit headers and the quota key of an admitted or refused request. */
+export interface AdmissionOutcome {
+  /** `tenant:yyyy-mm` counter that the request's tokens are added to. */
+  readonly quotaKey: string;
+  readonly limit: string;
+  readonly remaining: string;
+  readonly reset: string;
+  /** Present when the request is refused (429): what to answer, Retry-After included. */
+  readonly refusal?: ApiError;
+}
+
 /**
  * Rate limit and quota in one store call. Non-billable routes pass an unreachable quota so a tenant
- * out of tokens can still read its affordances and usage.
+ * out of tokens can still read its affordances and usage. Shared by the Fastify hook (admit) and
+ * invoke's fast path (fast-invoke.ts).
  */
-export async function admit(
-  config: Config, limits: LimitStore, metrics: ApiMetrics,
-  principal: Principal, billable: boolean, request: FastifyRequest, reply: FastifyReply,
-): Promise<void> {
+export async function decideAdmission(
+  config: Pick<Config, 'RATE_LIMITS' | 'TOKEN_QUOTAS'>, limits: LimitStore, metrics: ApiMetrics, principal: Principal, billable: boolean, span: TraceSpan | undefined,
+): Promise<AdmissionOutcome> {
   const now = Date.now();
   const limit = config.RATE_LIMITS[principal.tier];
   const quotaKey = quotaKeyFor(principal.tenant, now);
   const quotaLimit = billable ? config.TOKEN_QUOTAS[principal.tier] : Number.MAX_SAFE_INTEGER;
   const admission = { rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now };
-  const decision = request.span
-    ? await inChildSpan(request.span, 'limits.admit', 'client', { 'kgents.store.mode': limits.mode }, () => limits.admit(admission))
+  const decision = span
+    ? await inChildSpan(span, 'limits.admit', 'client', { 'kgents.store.mode': limits.mode }, () => limits.admit(admission))
     : await limits.admit(admission);
-  void reply.header('ratelimit-limit', String(decision.limit));
-  void reply.header('ratelimit-remaining', String(decision.remaining));
-  void reply.header('ratelimit-reset', String(decision.resetS));
-  request.quotaKey = quotaKey;
+  const outcome = { quotaKey, limit: String(decision.limit), remaining: String(decision.remaining), reset: String(decision.resetS) };
   if (decision.allowed) {
     metrics.countAdmission('allowed', principal.tier);
-    return;
+    return outcome;
   }
   if (decision.reason === 'quota') {
     metrics.countAdmission('quota_exceeded', principal.tier);
     const retry = secondsToNextMonth(new Date(now));
-    throw new ApiError('ERR_QUOTA_EXCEEDED', `Monthly token quota of ${quotaLimit} for tier "${principal.tier}" is used up (${decision.quotaUsed} used); it resets at the start of next month (UTC).`,
-      { quota: quotaLimit, used: decision.quotaUsed, tier: principal.tier }, { 'retry-after': String(retry) });
+    return {
+      ...outcome,
+      refusal: new ApiError('ERR_QUOTA_EXCEEDED', `Monthly token quota of ${quotaLimit} for tier "${principal.tier}" is used up (${decision.quotaUsed} used); it resets at the start of next month (UTC).`,
+        { quota: quotaLimit, used: decision.quotaUsed, tier: principal.tier }, { 'retry-after': String(retry) }),
+    };
   }
   metrics.countAdmission('rate_limited', principal.tier);
   const retry = Math.max(1, Math.ceil(decision.retryAfterS));
-  throw new ApiError('ERR_RATE_LIMITED', `Rate limit of ${limit} requests per minute for tier "${principal.tier}" reached; retry in ${retry} s.`,
-    { limit, tier: principal.tier, retry_after_s: retry }, { 'retry-after': String(retry) });
+  return {
+    ...outcome,
+    refusal: new ApiError('ERR_RATE_LIMITED', `Rate limit of ${limit} requests per minute for tier "${principal.tier}" reached; retry in ${retry} s.`,
+      { limit, tier: principal.tier, retry_after_s: retry }, { 'retry-after': String(retry) }),
+  };
+}
+
+/** decideAdmission for a Fastify route: the headers on the reply, a refusal thrown. */
+export async function admit(
+  config: Config, limits: LimitStore, metrics: ApiMetrics,
+  principal: Principal, billable: boolean, request: FastifyRequest, reply: FastifyReply,
+): Promise<void> {
+  const outcome = await decideAdmission(config, limits, metrics, principal, billable, request.span);
+  void reply.header('ratelimit-limit', outcome.limit);
+  void reply.header('ratelimit-remaining', outcome.remaining);
+  void reply.header('ratelimit-reset', outcome.reset);
+  request.quotaKey = outcome.quotaKey;
+  if (outcome.refusal) throw outcome.refusal;
 }

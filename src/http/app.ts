@@ -26,7 +26,9 @@ import { installTestRetention } from './test-retention.js';
 import { agenteseRoutes } from './routes/agentese.js';
 import { adminRoutes, type BusAdmin } from './routes/admin.js';
 import { healthRoutes, LIVENESS_PATH, livenessText } from './routes/health.js';
-import { fastHealthAllowed, fastHealthServerFactory } from './fast-health.js';
+import { fastHealthAllowed, fastHealthHandler } from './fast-health.js';
+import { fastInvokeHandler } from './fast-invoke.js';
+import { fastPathServerFactory, type FastHandler } from './fast-paths.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
 import { installTracing } from './tracing.js';
@@ -61,6 +63,8 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Fastify's Ajv options; invoke's fast path compiles its body schema with the same. */
+const AJV_OPTIONS = Object.freeze({ removeAdditional: false, coerceTypes: false, allErrors: false });
 
 function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
   const incoming = req.headers['x-request-id'];
@@ -92,21 +96,30 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const metrics = deps.metrics ?? new ApiMetrics(version, config.INSTANCE_ID);
   const logger = pino(loggerOptions(config.LOG_LEVEL, config.INSTANCE_ID), deps.logDestination);
   let closing = false;
-  // GET /health ahead of the router (fast-health.ts): liveness probes stay cheap under any load.
-  const fastHealth = fastHealthAllowed(config, deps.tracer !== undefined)
-    ? fastHealthServerFactory({
+  // GET /health and the common POST invoke ahead of the router (fast-health.ts, fast-invoke.ts).
+  const fastAllowed = fastHealthAllowed(config, deps.tracer !== undefined);
+  const fastPaths: FastHandler[] = fastAllowed
+    ? [fastHealthHandler({
       path: LIVENESS_PATH,
       active: () => !closing,
       requestId: rawRequestId,
       body: livenessText(version),
       observe: metrics.requestRecorder(LIVENESS_PATH, 'GET', 200),
-    })
-    : undefined;
+    })]
+    : [];
+  if (fastAllowed && config.FAST_INVOKE === 'on') {
+    fastPaths.push(fastInvokeHandler({
+      config, keys: deps.keys, limits: deps.limits, metrics, ...(deps.meter && { meter: deps.meter }),
+      // Requests come only after buildApp has returned, when `shedding` (below) is set.
+      active: () => !closing && shedding?.shedder.reason === undefined,
+      requestId: rawRequestId, ajvOptions: AJV_OPTIONS, log: logger,
+    }));
+  }
 
   const app: FastifyInstance = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     // Keep-alive clients are told to close while draining, in-flight requests included (see drain-response.ts).
     http: { ServerResponse: drainAwareResponse(() => lifecycle.state === 'draining') },
-    ...(fastHealth && { serverFactory: fastHealth }),
+    ...(fastPaths.length > 0 && { serverFactory: fastPathServerFactory(fastPaths) }),
     loggerInstance: logger,
     genReqId: requestId,
     // request.log is made on first use: most requests never log (see LOG_REQUESTS).
@@ -116,7 +129,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     bodyLimit: config.BODY_LIMIT_BYTES,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ajv: { customOptions: { ...AJV_OPTIONS } },
   });
 
   // Only JSON bodies: Fastify's built-in text/plain parser would turn a wrong Content-Type into a
@@ -165,7 +178,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const guard = (policy: RoutePolicy & { scope: Scope }): preHandlerAsyncHookHandler => async (request, reply) => {
     let principal;
     try {
-      principal = authenticate(deps.keys, request, policy.scope);
+      principal = authenticate(deps.keys, request.headers, policy.scope);
     } catch (err) {
       if (err instanceof ApiError) metrics.authFailures.inc({ code: err.code });
       throw err;

@@ -1,13 +1,13 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Scope } from '../config/schema.js';
 import { parseApiKey, keyMatchesHash } from '../domain/tenancy/api-key.js';
 import type { KeyStore, Principal } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 
-function presentedKey(request: FastifyRequest): string | undefined {
-  const header = request.headers['x-api-key'];
+function presentedKey(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers['x-api-key'];
   if (typeof header === 'string' && header !== '') return header.trim();
-  const auth = request.headers.authorization;
+  const auth = headers.authorization;
   if (typeof auth === 'string') {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (match?.[1]) return match[1];
@@ -19,8 +19,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
  * Authenticates from the key store's in-memory view: no network round trip. The hash comparison is
  * constant-time; an unknown prefix and a wrong secret produce the same error so prefixes cannot be probed.
  */
-export function authenticate(keys: KeyStore, request: FastifyRequest, required: Scope): Principal {
-  const raw = presentedKey(request);
+export function authenticate(keys: KeyStore, headers: IncomingHttpHeaders, required: Scope): Principal {
+  const raw = presentedKey(headers);
   if (raw === undefined) {
     throw new ApiError('ERR_AUTH_MISSING_KEY', 'Send an API key in X-API-Key or Authorization: Bearer.', undefined, { 'www-authenticate': 'Bearer' });
   }
@@ -40,5 +40,3 @@ export function authenticate(keys: KeyStore, request: FastifyRequest, required: 
   const tenant = keys.getTenant(record.tenant);
   return { tenant: record.tenant, keyPrefix: record.prefix, tier: tenant?.tier ?? record.tier, scopes };
 }
-
-export type AuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;

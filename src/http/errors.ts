@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ApiError } from '../errors/api-error.js';
 import { ERROR_CODES, type ErrorCode } from '../errors/registry.js';
 
-interface ValidationIssue {
+export interface ValidationIssue {
   readonly instancePath?: string;
   readonly message?: string;
   readonly params?: Readonly<Record<string, unknown>>;
@@ -34,34 +34,44 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'ERR_BAD_REQUEST',
 };
 
+/** The ApiError for a failed schema validation: its first issue, naming the field. */
+export function validationError(issues: readonly ValidationIssue[], context: string | undefined): ApiError {
+  const first = describeValidation(issues[0] ?? {}, context);
+  return new ApiError('ERR_VALIDATION', first.message, { field: first.field });
+}
+
+export function invalidJsonError(empty: boolean): ApiError {
+  return new ApiError('ERR_INVALID_JSON', empty ? 'The request body is empty but Content-Type is application/json.' : 'The request body is not valid JSON.');
+}
+
 /** Turns anything thrown in a request into an ApiError; unknown errors become ERR_INTERNAL. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   const fe = err as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
-  if (Array.isArray(fe.validation) && fe.validation.length > 0) {
-    const first = describeValidation(fe.validation[0] ?? {}, fe.validationContext);
-    return new ApiError('ERR_VALIDATION', first.message, { field: first.field });
-  }
+  if (Array.isArray(fe.validation) && fe.validation.length > 0) return validationError(fe.validation, fe.validationContext);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (mapped === 'ERR_INVALID_JSON') {
-    return new ApiError(mapped, fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'The request body is empty but Content-Type is application/json.' : 'The request body is not valid JSON.');
-  }
+  if (mapped === 'ERR_INVALID_JSON') return invalidJsonError(fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY');
   if (mapped === 'ERR_UNSUPPORTED_MEDIA_TYPE') {
     return new ApiError(mapped, 'Content-Type must be application/json.');
   }
   if (mapped) return new ApiError(mapped, ERROR_CODES[mapped].summary);
-  if (err instanceof SyntaxError && fe.statusCode === 400) return new ApiError('ERR_INVALID_JSON', 'The request body is not valid JSON.');
+  if (err instanceof SyntaxError && fe.statusCode === 400) return invalidJsonError(false);
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new ApiError('ERR_BAD_REQUEST', ERROR_CODES.ERR_BAD_REQUEST.summary);
   }
   return new ApiError('ERR_INTERNAL', 'Internal server error.');
 }
 
+/** The body of every error answer: `{error:{code, message, request_id[, details]}}`. */
+export function errorBody(err: ApiError, requestId: string): { error: Record<string, unknown> } {
+  const error: Record<string, unknown> = { code: err.code, message: err.message, request_id: requestId };
+  if (err.details) error.details = err.details;
+  return { error };
+}
+
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: ApiError): FastifyReply {
   if (err.headers) void reply.headers(err.headers);
-  const error: Record<string, unknown> = { code: err.code, message: err.message, request_id: request.id };
-  if (err.details) error.details = err.details;
-  return reply.code(err.status).type('application/json; charset=utf-8').send({ error });
+  return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, request.id));
 }
 
 /** Installs the error and not-found handlers: every failure leaves as {error:{code,message,request_id}}. */

@@ -12,6 +12,8 @@ import { HealthRegistry } from '../../src/http/health.js';
 import { Lifecycle } from '../../src/http/lifecycle.js';
 import { LogCapture } from '../harness/app.js';
 import { MemoryKeyStore } from '../harness/memory-key-store.js';
+import { createKey } from '../harness/fixtures.js';
+import { http, type HttpResult } from '../harness/serve-process.js';
 
 const MIB = 1024 * 1024;
 
@@ -38,15 +40,16 @@ class ManualPressure implements PressureSource {
   }
 }
 
-async function appWith(env: Partial<Record<ConfigVarName, string>> = {}): Promise<{ app: FastifyInstance; pressure: ManualPressure; close(): Promise<void> }> {
+async function appWith(env: Partial<Record<ConfigVarName, string>> = {}): Promise<{ app: FastifyInstance; pressure: ManualPressure; keys: MemoryKeyStore; close(): Promise<void> }> {
   const config = loadConfig({}, { LOG_LEVEL: 'info', INSTANCE_ID: 'shed-test', ...env });
   const limits = new MemoryLimitStore();
   const idempotency = new MemoryIdempotencyStore();
   const pressure = new ManualPressure();
-  const app = buildApp(config, { keys: new MemoryKeyStore(), limits, idempotency, lifecycle: new Lifecycle(), health: new HealthRegistry(), logDestination: new LogCapture(), pressure });
+  const keys = new MemoryKeyStore();
+  const app = buildApp(config, { keys, limits, idempotency, lifecycle: new Lifecycle(), health: new HealthRegistry(), logDestination: new LogCapture(), pressure });
   await app.ready();
   return {
-    app, pressure,
+    app, pressure, keys,
     close: async () => {
       await app.close();
       limits.close();
@@ -95,6 +98,27 @@ describe('load shedding', () => {
       assert.match(metrics, /^kgents_overloaded\{instance="shed-test"\} 1$/m);
       assert.match(metrics, /^kgents_heap_live_ratio\{instance="shed-test"\} 0\.86$/m);
       assert.match(metrics, /^kgents_heap_limit_bytes\{instance="shed-test"\} 104857600$/m);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('on a socket, a valid invoke is shed too (its fast path defers to Fastify while shedding) and served again after', async () => {
+    const t = await appWith();
+    try {
+      const key = (await createKey(t.keys, 'acme', 'enterprise', ['write'])).key;
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = t.app.server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const body = '{"path":"world.house.manifest"}';
+      const invoke = (): Promise<HttpResult> => http(port, '/v1/agentese/invoke', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body });
+      assert.equal((await invoke()).status, 200);
+      t.pressure.push({ heapLiveBytes: 86 * MIB });
+      const shed = await invoke();
+      assert.equal(shed.status, 503);
+      assert.equal((JSON.parse(shed.body) as ErrorBody).error.code, 'ERR_OVERLOADED');
+      t.pressure.push({ heapLiveBytes: 10 * MIB });
+      assert.equal((await invoke()).status, 200);
     } finally {
       await t.close();
     }

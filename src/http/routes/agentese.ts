@@ -1,18 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import * as agentese from '../../domain/agentese/index.js';
-import type { LimitStore } from '../../domain/limits/ports.js';
-import { MeteringUnavailableError, type UsageMeter } from '../../domain/metering/ports.js';
-import { usageEvent, usageEventId } from '../../domain/metering/usage-event.js';
-import { ApiError } from '../../errors/api-error.js';
-import type { ApiMetrics } from '../../observability/metrics.js';
-import { inChildSpan } from '../../observability/tracing.js';
+import { performInvoke, type InvokeBody, type InvokeDeps, type ObserverBody } from '../invoke-call.js';
 
-export interface AgenteseRouteDeps {
-  readonly limits: LimitStore;
-  readonly metrics: ApiMetrics;
-  /** Records the usage event of each invoke; absent only in tests that are not about metering. */
-  readonly meter?: UsageMeter;
-}
+export type AgenteseRouteDeps = InvokeDeps;
 
 const pathField = { type: 'string', minLength: 1, maxLength: 512 } as const;
 const archetypeField = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,63}$' } as const;
@@ -54,14 +44,16 @@ const invokeResponse = {
   },
 } as const;
 
-interface ObserverBody { name?: string; archetype?: string; capabilities?: string[] }
+/** The billable route; its fast path (fast-invoke.ts) validates bodies with this same schema. */
+export const INVOKE_PATH = '/v1/agentese/invoke';
+export const INVOKE_POLICY = Object.freeze({ scope: 'write', billable: true } as const);
+export const invokeBodySchema = {
+  type: 'object', required: ['path'], additionalProperties: false,
+  properties: { path: pathField, observer: observerSchema, kwargs: { type: 'object' } },
+} as const;
+
 interface PathQuery { path: string; archetype?: string; name?: string }
 interface ResolveBody { path: string; observer?: ObserverBody }
-interface InvokeBody { path: string; observer?: ObserverBody; kwargs?: Record<string, unknown> }
-
-/** record() options, made once: an Idempotency-Key's event travels alone (see UsageMeter.record). */
-const BATCHED = Object.freeze({ alone: false });
-const ALONE = Object.freeze({ alone: true });
 
 function observerFromQuery(q: PathQuery): agentese.Observer {
   return { ...(q.name !== undefined && { name: q.name }), ...(q.archetype !== undefined && { archetype: q.archetype }) };
@@ -81,64 +73,22 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
   app.get<{ Querystring: PathQuery }>('/v1/agentese/affordances', { config: read, schema: { querystring: querySchema } },
     (request) => agentese.affordances(request.query.path, observerFromQuery(request.query)));
 
-  app.post<{ Body: InvokeBody }>('/v1/agentese/invoke', {
-    config: { policy: { scope: 'write', billable: true } },
-    schema: {
-      body: {
-        type: 'object', required: ['path'], additionalProperties: false,
-        properties: { path: pathField, observer: observerSchema, kwargs: { type: 'object' } },
-      },
-      response: invokeResponse,
-    },
+  app.post<{ Body: InvokeBody }>(INVOKE_PATH, {
+    config: { policy: INVOKE_POLICY },
+    schema: { body: invokeBodySchema, response: invokeResponse },
   }, async (request, reply) => {
-    const { out, json, aspect } = agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {});
-    // The domain has serialised the result already (for the token count): sent as it is, not again.
+    // The domain serialises the result itself (for the token count): sent as it is, not again.
     void reply.type('application/json; charset=utf-8');
-    const principal = request.principal;
-    if (!principal || !request.quotaKey) return json;
-    if (deps.meter) {
-      const idempotencyKey = request.idempotency ? String(request.headers['idempotency-key']) : undefined;
-      const event = usageEvent({
-        id: usageEventId(principal.tenant, idempotencyKey),
-        type: 'agentese.invoke',
-        tenant: principal.tenant,
-        time: Date.now(),
-        data: {
-          path: out.path, aspect, tokens: out.tokens_used, status: 200,
-          latency_ms: Math.round(reply.elapsedTime * 100) / 100, key_prefix: principal.keyPrefix, request_id: request.id,
-        },
-      });
-      try {
-        // The answer waits until the usage event is durable: a 2xx is a promise that it is billed.
-        const meter = deps.meter;
-        const options = idempotencyKey === undefined ? BATCHED : ALONE;
-        if (!request.span) await meter.record(event, options);
-        else {
-          await inChildSpan(request.span, 'usage.record', 'producer', { 'messaging.system': 'nats', 'messaging.destination.name': 'USAGE' }, async (span) => {
-            const outcome = await meter.record(event, options);
-            // published: acked by JetStream; queued: fsynced to the fallback queue; buffered: async mode.
-            span?.setAttribute('kgents.usage.outcome', outcome);
-          });
-        }
-      } catch (err) {
-        if (err instanceof MeteringUnavailableError) {
-          throw new ApiError('ERR_METERING_UNAVAILABLE', `${err.message} The call was not performed and nothing was charged.`, undefined, { 'retry-after': String(err.retryAfterS) });
-        }
-        throw err;
-      }
-    }
-    const quotaKey = request.quotaKey;
-    deps.metrics.countTokens(principal.tier, out.tokens_used);
-    if (request.span) {
-      await inChildSpan(request.span, 'limits.addTokens', 'client', { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(quotaKey, out.tokens_used));
-      return json;
-    }
-    // Not awaited: the charge is queued (in order, before any later admission of this instance) as
-    // soon as it is called, and the limit store absorbs a Redis failure itself (memory + journal),
-    // so waiting would only add a Redis round trip to every call. Traced calls wait, for their span.
-    deps.limits.addTokens(quotaKey, out.tokens_used).catch((err: unknown) => {
-      request.log.error({ err }, 'token charge failed');
+    const { principal, quotaKey } = request;
+    // Without the guard's principal (tests that register these routes alone) nothing is billed.
+    if (!principal || !quotaKey) return agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {}).json;
+    return performInvoke(deps, {
+      body: request.body, principal, quotaKey,
+      idempotencyKey: request.idempotency ? String(request.headers['idempotency-key']) : undefined,
+      requestId: request.id,
+      elapsedMs: () => reply.elapsedTime,
+      span: request.span,
+      chargeFailed: (err) => request.log.error({ err }, 'token charge failed'),
     });
-    return json;
   });
 }
