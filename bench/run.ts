@@ -5,7 +5,10 @@
  *
  * Options (flags, or BENCH_* environment variables):
  *   --duration S      seconds per measured run (BENCH_DURATION, default 10)
- *   --connections N   concurrent connections, no pipelining (BENCH_CONNECTIONS, default 64)
+ *   --connections L   concurrent connections, no pipelining; a comma-separated list measures every target
+ *                     at each level, in the same interleaved rounds, and judges the goals on each target's
+ *                     saturation throughput: its best level against bare Fastify's best level
+ *                     (BENCH_CONNECTIONS, default 64,256; --quick, --profile: 64)
  *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
  *   --warmup S        warm-up seconds per target before round 1 (default 3)
  *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer
@@ -45,11 +48,13 @@ import { wrkInstalled } from './lib/wrk.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
 import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
 import { TARGETS, TARGET_NAMES, checkTarget, type Target, type TargetName } from './lib/targets.js';
+import { parseConnectionLevels, saturationFigures } from './lib/saturation.js';
 import { median, round as roundTo } from './lib/stats.js';
 
 interface Options {
   durationS: number;
-  connections: number;
+  /** Concurrency levels, ascending; every target is measured at each. */
+  connections: number[];
   rounds: number;
   warmupS: number;
   targets: TargetName[];
@@ -107,7 +112,7 @@ function parseOptions(argv: readonly string[]): Options {
   if (chosen === 'wrk' && !wrkInstalled()) throw new Error('--generator wrk: wrk is not installed (apt-get install -y wrk)');
   return {
     durationS: positiveInt(values.duration ?? env.BENCH_DURATION, 'duration', quick ? 2 : 10),
-    connections: positiveInt(values.connections ?? env.BENCH_CONNECTIONS, 'connections', 64),
+    connections: parseConnectionLevels(values.connections ?? env.BENCH_CONNECTIONS ?? (quick || profile ? '64' : '64,256')),
     rounds: positiveInt(values.rounds ?? env.BENCH_ROUNDS, 'rounds', quick ? 1 : 3),
     warmupS: warmup === '0' ? 0 : positiveInt(warmup, 'warmup', quick ? 1 : 3),
     targets: TARGET_NAMES.filter((t) => targets.includes(t)),
@@ -126,6 +131,7 @@ function parseOptions(argv: readonly string[]): Options {
 interface RunRecord {
   readonly round: number;
   readonly target: TargetName;
+  readonly connections: number;
   readonly summary: LoadSummary;
   /** % of one core used during the run, per process. */
   readonly cpu: Record<string, number>;
@@ -138,6 +144,8 @@ interface RunRecord {
 interface TargetResult {
   readonly target: TargetName;
   readonly description: string;
+  /** The concurrency of these figures: with several levels, the target's saturation level (its best). */
+  readonly connections: number;
   readonly rps: number;
   readonly rpsRounds: number[];
   readonly p50: number;
@@ -216,7 +224,7 @@ async function main(): Promise<number> {
   const selected = TARGETS.filter((t) => opts.targets.includes(t.name));
   const revision = gitRevision(ROOT);
   log(`kgents bench  ${formatMachine(machine)}, code ${revision}`);
-  log(`${opts.connections} connections, no pipelining, ${opts.durationS} s per run, ${opts.rounds} round(s) interleaved across targets, ${opts.warmupS} s warm-up per target${opts.quick ? ' (--quick)' : ''}`);
+  log(`${opts.connections.join(', ')} connections, no pipelining, ${opts.durationS} s per run, ${opts.rounds} round(s) interleaved across targets, ${opts.warmupS} s warm-up per target${opts.quick ? ' (--quick)' : ''}`);
   log(`Load generator (${opts.generator}, own process) and servers share this machine's cores: compare ratios within one run, not absolute figures across machines.`);
   if (opts.pin) log(`--pin: the server under test runs alone on CPU ${SERVER_CPU}; the load generator, nats-server and redis-server share CPU(s) ${otherCpus()}.`);
   if (opts.profile) log('PROFILE RUN: the servers run under --cpu-prof, which slows them; these figures are not comparable to a normal run.');
@@ -260,8 +268,8 @@ async function main(): Promise<number> {
     const generatorCpus = opts.pin ? otherCpus() : undefined;
     for (const target of selected) await checkTarget(s, target);
 
-    const jobFor = (target: Target, durationS: number): LoadJob => ({
-      ...target.job(s), connections: opts.connections, durationS, timeoutS: 10,
+    const jobFor = (target: Target, durationS: number, connections: number): LoadJob => ({
+      ...target.job(s), connections, durationS, timeoutS: 10,
     });
     const pidsFor = (target: Target): Record<string, number | undefined> => (target.server === 'bare'
       ? { server: s.pids.bare }
@@ -270,7 +278,7 @@ async function main(): Promise<number> {
     if (opts.warmupS > 0) {
       for (const target of selected) {
         if (interrupted) throw new Error('interrupted');
-        const warm = await runLoad(jobFor(target, opts.warmupS), generatorCpus, opts.generator);
+        const warm = await runLoad(jobFor(target, opts.warmupS, opts.connections[0] ?? 64), generatorCpus, opts.generator);
         log(`warm-up  ${target.name.padEnd(11)} ${fmtInt(warm.rps).padStart(7)} req/s`);
         problems.push(...runProblems(`warm-up ${target.name}`, warm));
       }
@@ -278,10 +286,12 @@ async function main(): Promise<number> {
 
     const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
     const measuredFromUs = monotonicUs();
+    const runs = opts.connections.flatMap((connections) => selected.map((target) => ({ target, connections })));
     for (let round = 1; round <= opts.rounds; round++) {
       // Rotate the order each round so no target always runs first (or right after another).
-      const order = selected.map((_, i) => selected[(i + round - 1) % selected.length]).filter((t): t is Target => t !== undefined);
-      for (const target of order) {
+      const order = runs.map((_, i) => runs[(i + round - 1) % runs.length]).filter((r): r is { target: Target; connections: number } => r !== undefined);
+      for (const { target, connections } of order) {
+        const label = opts.connections.length > 1 ? `${target.name} @${connections}` : target.name;
         // A run during which other processes (a shared machine's tests and builds) took a real share
         // of the CPU is repeated, up to opts.retries times; the quietest attempt is kept.
         let best: RunRecord | undefined;
@@ -295,25 +305,25 @@ async function main(): Promise<number> {
           }
           const watch = startCpuWatch(pidsFor(target));
           const counters = startCounterWatch(pidsFor(target).server);
-          const summary = await runLoad(jobFor(target, opts.durationS), generatorCpus, opts.generator);
+          const summary = await runLoad(jobFor(target, opts.durationS, connections), generatorCpus, opts.generator);
           const serverCounters = counters.stop();
           const cpu: Record<string, number> = { ...watch.stop(), generator: summary.generatorCpuPct };
           if (cpu.machine !== undefined) {
             const ours = (cpu.server ?? 0) + (cpu.generator ?? 0) + (cpu.redis ?? 0) + (cpu.nats ?? 0);
             cpu.other = Math.max(0, roundTo(cpu.machine - ours, 1));
           }
-          const record: RunRecord = { round, target: target.name, summary, cpu, attempt, ...(serverCounters && { serverCounters }) };
+          const record: RunRecord = { round, target: target.name, connections, summary, cpu, attempt, ...(serverCounters && { serverCounters }) };
           servedInWindow.set(target.name, (servedInWindow.get(target.name) ?? 0) + summary.requests);
           const noisy = (cpu.other ?? 0) > NOISY_OTHER_CPU_PCT;
-          log(`round ${round}/${opts.rounds}  ${target.name.padEnd(11)} ${fmtInt(summary.rps).padStart(7)} req/s  p50 ${fmtMs(summary.latency.p50)} ms  p99 ${fmtMs(summary.latency.p99)} ms  cpu: server ${fmtPct(cpu.server)}, generator ${fmtPct(cpu.generator)}${cpu.redis !== undefined ? `, redis ${fmtPct(cpu.redis)}, nats ${fmtPct(cpu.nats)}` : ''}, other ${fmtPct(cpu.other)}${noisy ? (attempt < opts.retries ? '  NOISY: again' : '  NOISY') : ''}`);
-          problems.push(...runProblems(`round ${round} ${target.name}`, summary));
-          if (target.server !== 'bare') problems.push(...(await s.dependencyCheck()).map((p) => `after round ${round} ${target.name}: ${p}`));
+          log(`round ${round}/${opts.rounds}  ${label.padEnd(opts.connections.length > 1 ? 20 : 14)} ${fmtInt(summary.rps).padStart(7)} req/s  p50 ${fmtMs(summary.latency.p50)} ms  p99 ${fmtMs(summary.latency.p99)} ms  cpu: server ${fmtPct(cpu.server)}, generator ${fmtPct(cpu.generator)}${cpu.redis !== undefined ? `, redis ${fmtPct(cpu.redis)}, nats ${fmtPct(cpu.nats)}` : ''}, other ${fmtPct(cpu.other)}${noisy ? (attempt < opts.retries ? '  NOISY: again' : '  NOISY') : ''}`);
+          problems.push(...runProblems(`round ${round} ${label}`, summary));
+          if (target.server !== 'bare') problems.push(...(await s.dependencyCheck()).map((p) => `after round ${round} ${label}: ${p}`));
           if (!best || (cpu.other ?? 0) < (best.cpu.other ?? 0)) best = record;
           if (!noisy) break;
         }
         if (!best) continue;
         records.push(best);
-        if ((best.cpu.other ?? 0) > NOISY_OTHER_CPU_PCT) noise.push(`round ${round} ${target.name}: other processes used ${Math.round(best.cpu.other ?? 0)}% of a core`);
+        if ((best.cpu.other ?? 0) > NOISY_OTHER_CPU_PCT) noise.push(`round ${round} ${label}: other processes used ${Math.round(best.cpu.other ?? 0)}% of a core`);
       }
     }
 
@@ -364,59 +374,24 @@ async function main(): Promise<number> {
   // Interrupted: the signal handler exits once the servers are down; write no partial results.
   if (interrupted) return new Promise<number>(() => undefined);
 
-  const results = summarise(selected, records);
-  if (results.length > 0) {
+  const byLevel = new Map(opts.connections.map((c) => [c, summarise(selected, records, c)] as const));
+  for (const [connections, levelResults] of byLevel) {
+    if (levelResults.length === 0) continue;
+    log(`\nMedians of ${opts.rounds} round(s), ${opts.durationS} s each, ${connections} connections, no pipelining:\n`);
+    printResults(levelResults);
+  }
+  const multiLevel = opts.connections.length > 1;
+  const results = multiLevel ? saturationFigures(byLevel.values(), records.map((r) => ({ target: r.target, connections: r.connections, round: r.round, rps: r.summary.rps })), 'bare') : (byLevel.get(opts.connections[0] ?? 64) ?? []);
+  if (multiLevel && results.length > 0) {
+    log(`\nSaturation throughput: each target at the concurrency where its median req/s was highest (of ${opts.connections.join(', ')}),\nagainst bare Fastify at its own best; the goals are judged here:\n`);
     const rows = results.map((r) => [
-      r.target,
-      fmtInt(r.rps),
-      r.rpsRounds.map(fmtInt).join(' '),
-      fmtMs(r.p50),
-      fmtMs(r.p99),
+      r.target, String(r.connections), fmtInt(r.rps), fmtMs(r.p50), fmtMs(r.p99), fmtPct(r.serverCpuPct),
       r.ratio === undefined ? '-' : r.ratio.toFixed(2),
       r.ratioPerRoundMedian === undefined ? '-' : r.ratioPerRoundMedian.toFixed(2),
-      r.goal === undefined ? (r.target === 'bare' ? 'baseline' : '-') : `${r.goalMet ? 'met' : 'MISSED'} (>= ${r.goal.toFixed(2)})`,
-    ]);
-    log(`\nMedians of ${opts.rounds} round(s), ${opts.durationS} s each, ${opts.connections} connections, no pipelining:\n`);
-    log(table(['target', 'req/s', 'req/s per round', 'p50 ms', 'p99 ms', 'x bare', 'x bare per round', 'goal (req/s x bare)'], rows, new Set([1, 3, 4, 5, 6])));
-    const cpuRows = results.map((r) => [
-      r.target,
-      fmtPct(r.serverCpuPct),
-      r.serverUsPerReq === undefined ? '-' : r.serverUsPerReq.toFixed(0),
       r.serverUsPerReqRatio === undefined ? '-' : r.serverUsPerReqRatio.toFixed(2),
-      r.depsUsPerReq === undefined ? '-' : r.depsUsPerReq.toFixed(0),
-      fmtPct(r.generatorCpuPct),
-      fmtPct(r.otherCpuPct),
+      goalCell(r),
     ]);
-    log('\nCPU (medians; % of one core while the target was under load):\n');
-    log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
-    const sysRows = results.filter((r) => r.serverPerReq).map((r) => [
-      r.target,
-      r.serverPerReq?.userUs.toFixed(1) ?? '-',
-      r.serverPerReq?.kernelUs.toFixed(1) ?? '-',
-      r.serverPerReq?.mainThreadUs.toFixed(1) ?? '-',
-      r.serverPerReq === undefined ? '-' : (r.serverPerReq.userUs + r.serverPerReq.kernelUs - r.serverPerReq.mainThreadUs).toFixed(1),
-      r.serverPerReq?.reads.toFixed(2) ?? '-',
-      r.serverPerReq?.writes.toFixed(2) ?? '-',
-      r.serverPerReq?.voluntarySwitches.toFixed(3) ?? '-',
-      r.serverPerReq?.involuntarySwitches.toFixed(3) ?? '-',
-    ]);
-    if (sysRows.length > 0) {
-      log('\nThe server process per request (medians; /proc/<pid>/stat, io and status over each run, divided by the requests answered;\nmain thread: the JavaScript thread\'s user + kernel µs; other threads: V8\'s GC helpers and libuv\'s pool;\nswitches: the main thread\'s context switches, waits (voluntary) and preemptions (involuntary)):\n');
-      log(table(['target', 'user µs', 'kernel µs', 'main thread µs', 'other threads µs', 'read syscalls', 'write syscalls', 'waits', 'preemptions'], sysRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])));
-    }
-    log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
-    const metered = results.find((r) => r.target === 'invoke');
-    const routed = results.find((r) => r.target === 'invoke-routed');
-    if (metered && routed) {
-      log(`\nFast path: invoke ahead of the router ${fmtInt(metered.rps)} req/s vs through Fastify's router ${fmtInt(routed.rps)} req/s `
-        + `(${(metered.rps / routed.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${routed.serverUsPerReq ?? '?'} µs/req).`);
-    }
-    const unmetered = results.find((r) => r.target === 'invoke-nometer');
-    if (metered && unmetered) {
-      log(`\nMetering: invoke with durable metering ${fmtInt(metered.rps)} req/s vs without a meter ${fmtInt(unmetered.rps)} req/s `
-        + `(${(metered.rps / unmetered.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${unmetered.serverUsPerReq ?? '?'} µs/req, `
-        + `redis+nats ${metered.depsUsPerReq ?? '?'} vs ${unmetered.depsUsPerReq ?? '?'} µs/req).`);
-    }
+    log(table(['target', 'connections', 'req/s', 'p50 ms', 'p99 ms', 'server cpu', 'x bare', 'x bare per round', 'µs/req x bare', 'goal (req/s x bare)'], rows, new Set([1, 2, 3, 4, 5, 6, 7, 8])));
   }
   if (drain || queueLocal) {
     log('\nFallback queue (usage events while NATS is unreachable):\n');
@@ -436,6 +411,7 @@ async function main(): Promise<number> {
     options: { generator: opts.generator, durationS: opts.durationS, connections: opts.connections, pipelining: 1, rounds: opts.rounds, warmupS: opts.warmupS, retries: opts.retries, quietWaitS: opts.quietWaitS, targets: opts.targets, profile: opts.profile, pin: opts.pin, drainEvents: opts.drainEvents },
     notes: 'Medians across rounds; rps = completed requests / measured duration; latencies from each response\'s own timing. Generator and servers share the machine\'s cores.',
     results,
+    ...(opts.connections.length > 1 && { byConnections: Object.fromEntries(byLevel) }),
     runs: records,
     ...(drain && { fallbackQueueDrain: drain }),
     ...(queueLocal && { fallbackQueue: queueLocal }),
@@ -456,6 +432,64 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/** The tables of one concurrency level: throughput and latency, CPU, the server per request, and the A/B lines. */
+function printResults(results: readonly TargetResult[]): void {
+  const rows = results.map((r) => [
+    r.target,
+    fmtInt(r.rps),
+    r.rpsRounds.map(fmtInt).join(' '),
+    fmtMs(r.p50),
+    fmtMs(r.p99),
+    r.ratio === undefined ? '-' : r.ratio.toFixed(2),
+    r.ratioPerRoundMedian === undefined ? '-' : r.ratioPerRoundMedian.toFixed(2),
+    goalCell(r),
+  ]);
+  log(table(['target', 'req/s', 'req/s per round', 'p50 ms', 'p99 ms', 'x bare', 'x bare per round', 'goal (req/s x bare)'], rows, new Set([1, 3, 4, 5, 6])));
+  const cpuRows = results.map((r) => [
+    r.target,
+    fmtPct(r.serverCpuPct),
+    r.serverUsPerReq === undefined ? '-' : r.serverUsPerReq.toFixed(0),
+    r.serverUsPerReqRatio === undefined ? '-' : r.serverUsPerReqRatio.toFixed(2),
+    r.depsUsPerReq === undefined ? '-' : r.depsUsPerReq.toFixed(0),
+    fmtPct(r.generatorCpuPct),
+    fmtPct(r.otherCpuPct),
+  ]);
+  log('\nCPU (medians; % of one core while the target was under load):\n');
+  log(table(['target', 'server cpu', 'server µs/req', 'µs/req x bare', 'redis+nats µs/req', 'generator cpu', 'other cpu'], cpuRows, new Set([1, 2, 3, 4, 5, 6])));
+  const sysRows = results.filter((r) => r.serverPerReq).map((r) => [
+    r.target,
+    r.serverPerReq?.userUs.toFixed(1) ?? '-',
+    r.serverPerReq?.kernelUs.toFixed(1) ?? '-',
+    r.serverPerReq?.mainThreadUs.toFixed(1) ?? '-',
+    r.serverPerReq === undefined ? '-' : (r.serverPerReq.userUs + r.serverPerReq.kernelUs - r.serverPerReq.mainThreadUs).toFixed(1),
+    r.serverPerReq?.reads.toFixed(2) ?? '-',
+    r.serverPerReq?.writes.toFixed(2) ?? '-',
+    r.serverPerReq?.voluntarySwitches.toFixed(3) ?? '-',
+    r.serverPerReq?.involuntarySwitches.toFixed(3) ?? '-',
+  ]);
+  if (sysRows.length > 0) {
+    log('\nThe server process per request (medians; /proc/<pid>/stat, io and status over each run, divided by the requests answered;\nmain thread: the JavaScript thread\'s user + kernel µs; other threads: V8\'s GC helpers and libuv\'s pool;\nswitches: the main thread\'s context switches, waits (voluntary) and preemptions (involuntary)):\n');
+    log(table(['target', 'user µs', 'kernel µs', 'main thread µs', 'other threads µs', 'read syscalls', 'write syscalls', 'waits', 'preemptions'], sysRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])));
+  }
+  log('\nx bare: median req/s over bare Fastify\'s median req/s (same run); x bare per round: the median of each round\'s ratio to\nthat round\'s bare run, which cancels a machine whose speed drifts between rounds. server = the process answering (API or bare);\nµs/req = its CPU time per request, which other load on the machine disturbs less than req/s; other = processes outside the bench.');
+  const metered = results.find((r) => r.target === 'invoke');
+  const routed = results.find((r) => r.target === 'invoke-routed');
+  if (metered && routed) {
+    log(`\nFast path: invoke ahead of the router ${fmtInt(metered.rps)} req/s vs through Fastify's router ${fmtInt(routed.rps)} req/s `
+      + `(${(metered.rps / routed.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${routed.serverUsPerReq ?? '?'} µs/req).`);
+  }
+  const unmetered = results.find((r) => r.target === 'invoke-nometer');
+  if (metered && unmetered) {
+    log(`\nMetering: invoke with durable metering ${fmtInt(metered.rps)} req/s vs without a meter ${fmtInt(unmetered.rps)} req/s `
+      + `(${(metered.rps / unmetered.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${unmetered.serverUsPerReq ?? '?'} µs/req, `
+      + `redis+nats ${metered.depsUsPerReq ?? '?'} vs ${unmetered.depsUsPerReq ?? '?'} µs/req).`);
+  }
+}
+
+function goalCell(r: TargetResult): string {
+  return r.goal === undefined ? (r.target === 'bare' ? 'baseline' : '-') : `${r.goalMet ? 'met' : 'MISSED'} (>= ${r.goal.toFixed(2)})`;
+}
+
 /** Server CPU µs per request in one run: % of a core x 10^4 / req/s. */
 function serverUsPerReq(r: RunRecord): number | undefined {
   const cpu = r.cpu.server;
@@ -467,7 +501,8 @@ function depsUsPerReq(r: RunRecord): number | undefined {
   return r.summary.rps <= 0 ? undefined : (((r.cpu.redis ?? 0) + (r.cpu.nats ?? 0)) * 1e4) / r.summary.rps;
 }
 
-function summarise(selected: readonly Target[], records: readonly RunRecord[]): TargetResult[] {
+function summarise(selected: readonly Target[], allRecords: readonly RunRecord[], connections: number): TargetResult[] {
+  const records = allRecords.filter((r) => r.connections === connections);
   const bareRuns = records.filter((r) => r.target === 'bare');
   const bareRps = bareRuns.length > 0 ? median(bareRuns.map((r) => r.summary.rps)) : undefined;
   const out: TargetResult[] = [];
@@ -494,6 +529,7 @@ function summarise(selected: readonly Target[], records: readonly RunRecord[]): 
     out.push({
       target: target.name,
       description: target.description,
+      connections,
       rps: roundTo(rps, 1),
       rpsRounds: runs.map((r) => r.summary.rps),
       p50: median(runs.map((r) => r.summary.latency.p50)),
