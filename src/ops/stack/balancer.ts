@@ -224,6 +224,18 @@ export class Balancer {
     backend.agent.destroy();
   }
 
+  /**
+   * The backend's process is known to be gone (its supervisor saw it exit): out of rotation now,
+   * not at the next failed probe or connection, and its kept-alive connections closed, so no new
+   * request is written into a socket whose peer has died. Its next successful probe brings it back.
+   */
+  down(id: string, reason: string): void {
+    const b = this.byId.get(id);
+    if (!b || b.removed) return;
+    this.setReady(b, false, reason);
+    b.agent.destroy();
+  }
+
   /** Keeps a backend but sends it no new requests (`enable` undoes it); probes go on. */
   disable(id: string): void {
     const b = this.byId.get(id);

@@ -23,6 +23,9 @@ import { writeState, type ExitRecord, type PartKind, type PartState, type PartSt
 /** Where `kgents` itself is: the API instances run `node <this> serve`. */
 export const KGENTS_CLI = join(import.meta.dirname, '..', '..', 'cli', 'main.js');
 
+/** How long signal() waits for a SIGKILLed process to be gone (the kernel takes milliseconds). */
+const KILL_WAIT_MS = 5_000;
+
 export type LogLevel = 'info' | 'warn' | 'error';
 export type StackLogger = (level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => void;
 
@@ -472,6 +475,7 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     if (part.proc !== proc) return;
     part.proc = undefined;
     part.lastExit = exitRecord(exit);
+    if (part.kind === 'api') this.balancer.down(part.instanceId, `process exited (${describeExit(exit)})`);
     if (this.stopping || part.desired === 'stopped') {
       part.status = 'stopped';
       this.save();
@@ -531,9 +535,19 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     const p = this.part(id);
     const pid = p.proc?.pid;
     if (!p.proc?.running || pid === undefined) return Promise.reject(new PartStateError(`${id} has no running process (${p.status})`));
-    p.proc.signal(signal);
+    const proc = p.proc;
+    proc.signal(signal);
     this.log('warn', `sent ${signal} to ${id} (pid ${pid})`);
-    return Promise.resolve({ id, pid, signal });
+    if (signal !== 'SIGKILL') return Promise.resolve({ id, pid, signal });
+    // A kill is done when the process is gone (and, for an API instance, out of the balancer, which
+    // onExit does first): a caller timing the fault, as the chaos runner does, then counts the
+    // requests sent while it was dying as in flight at the fault.
+    const timer = new AbortController();
+    return Promise.race([proc.exited, sleep(KILL_WAIT_MS, undefined, { signal: timer.signal }).catch(() => undefined)])
+      .then(() => {
+        timer.abort();
+        return { id, pid, signal };
+      });
   }
 
   /** kill -9 (or another signal) of API slot `i` (1-based). */

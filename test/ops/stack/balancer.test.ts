@@ -131,6 +131,25 @@ describe('stack load balancer', () => {
     });
   });
 
+  test('down() (the supervisor saw the process exit) takes an instance out at once, with its kept-alive connections, until a probe succeeds again', async () => {
+    await withBalancer(2, async (lb, [b1]) => {
+      assert.ok(b1);
+      const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+      await Promise.all(Array.from({ length: 8 }, () => send(lb.port, { agent })));
+      // Keep /ready failing so that only down() can explain the change, then let it recover.
+      b1.readiness = 503;
+      lb.down('b1', 'process exited');
+      assert.equal(lb.inRotation('b1'), false, 'out of rotation before any probe');
+      const replies = await Promise.all(Array.from({ length: 10 }, () => send(lb.port, { agent, method: 'POST', body: '{}' })));
+      assert.ok(replies.every((r) => r.status === 200 && r.backend === 'b2'));
+      b1.readiness = 200;
+      await lb.waitInRotation('b1', 2000);
+      const after = await Promise.all(Array.from({ length: 10 }, () => send(lb.port, { agent })));
+      agent.destroy();
+      assert.ok(after.some((r) => r.backend === 'b1'), 'back in rotation, on new connections');
+    });
+  });
+
   test('a reset connection is retried elsewhere for a POST with an Idempotency-Key, but never for a plain POST', async () => {
     await withBalancer(2, async (lb, [b1, b2]) => {
       assert.ok(b1 && b2);
