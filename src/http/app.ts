@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type onSendHookHandler, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type onSendHookHandler, type preHandlerAsyncHookHandler, type RawServerDefault } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/load.js';
 import type { BillingBackend } from '../domain/billing/ports.js';
@@ -31,6 +31,7 @@ import { fastInvokeHandler } from './fast-invoke.js';
 import { fastPathServerFactory, type FastHandler } from './fast-paths.js';
 import { usageRoutes } from './routes/usage.js';
 import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
+import { completionFields } from './request-log.js';
 import { installTracing } from './tracing.js';
 import type { RoutePolicy } from './types.js';
 import type { Scope } from '../config/schema.js';
@@ -210,7 +211,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
     if (config.LOG_REQUESTS === 'all' || (config.LOG_REQUESTS === 'errors' && reply.statusCode >= 400)) {
-      request.log.info(logFields(request, reply.statusCode, reply.elapsedTime), 'request completed');
+      request.log.info(completionFields(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, request.principal), 'request completed');
     }
     done();
   });
@@ -221,15 +222,4 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   adminRoutes(app, { instance: config.INSTANCE_ID, ...(deps.bus && { bus: deps.bus }) });
   webhookRoutes(app, { config, keys: deps.keys, billing: deps.billing, registry: metrics.registry, ...(deps.webhookProcessor && { processor: deps.webhookProcessor }) });
   return app;
-}
-
-function logFields(request: FastifyRequest, status: number, elapsedMs: number): Record<string, unknown> {
-  return {
-    method: request.method,
-    route: request.routeOptions.url ?? 'unmatched',
-    status,
-    duration_ms: Math.round(elapsedMs * 100) / 100,
-    tenant: request.principal?.tenant,
-    key_prefix: request.principal?.keyPrefix,
-  };
 }

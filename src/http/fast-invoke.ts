@@ -10,6 +10,7 @@ import { decideAdmission, type AdmissionOutcome } from './admission.js';
 import { authenticate } from './auth.js';
 import { errorBody, invalidJsonError, toApiError, validationError } from './errors.js';
 import type { FastHandler } from './fast-paths.js';
+import { completionFields } from './request-log.js';
 import { performInvoke, type InvokeBody, type InvokeDeps } from './invoke-call.js';
 import { INVOKE_PATH, INVOKE_POLICY, invokeBodySchema } from './routes/agentese.js';
 
@@ -59,7 +60,8 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     const headers = req.headers;
     if (headers['idempotency-key'] !== undefined || headers['transfer-encoding'] !== undefined || headers['content-encoding'] !== undefined) return undefined;
     const type = headers['content-type'];
-    if (type === undefined || !JSON_TYPES.has(type.toLowerCase())) return undefined;
+    // Lower-cased only when not already one of them (clients nearly always send it so).
+    if (type === undefined || !(JSON_TYPES.has(type) || JSON_TYPES.has(type.toLowerCase()))) return undefined;
     const length = Number(headers['content-length']);
     if (!(length >= 1 && length <= config.BODY_LIMIT_BYTES)) return undefined;
     try {
@@ -80,10 +82,7 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     }
     options.metrics.observeRequest(INVOKE_PATH, 'POST', status, seconds);
     if (config.LOG_REQUESTS === 'errors') {
-      options.log.info({
-        request_id: id, method: 'POST', route: INVOKE_PATH, status, duration_ms: Math.round(seconds * 100_000) / 100,
-        tenant: principal.tenant, key_prefix: principal.keyPrefix,
-      }, 'request completed');
+      options.log.info({ request_id: id, ...completionFields('POST', INVOKE_PATH, status, seconds * 1000, principal) }, 'request completed');
     }
   };
 

@@ -13,17 +13,10 @@ export type FastHandler = (req: IncomingMessage, res: ServerResponse) => boolean
  */
 export function fastPathServerFactory(handlers: readonly FastHandler[]): FastifyServerFactory {
   return (handler: FastifyServerFactoryHandler, fastifyOptions: Record<string, unknown>) => {
-    const [first, second] = handlers;
-    // The common cases without a loop: one or two fast paths.
-    const listener = handlers.length > 2
-      ? (req: IncomingMessage, res: ServerResponse): void => {
-        for (const fast of handlers) if (fast(req, res)) return;
-        handler(req, res);
-      }
-      : (req: IncomingMessage, res: ServerResponse): void => {
-        if (first?.(req, res) === true || second?.(req, res) === true) return;
-        handler(req, res);
-      };
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      for (const fast of handlers) if (fast(req, res)) return;
+      handler(req, res);
+    };
     const server = createServer(httpOptions(fastifyOptions), listener);
     server.keepAliveTimeout = numberOption(fastifyOptions, 'keepAliveTimeout', server.keepAliveTimeout);
     server.requestTimeout = numberOption(fastifyOptions, 'requestTimeout', server.requestTimeout);
