@@ -44,7 +44,7 @@ const selected = selectTargets('alloc', values.targets);
 
 function serverOf(stack: Stack, target: Target): { pid: number | undefined; dir: string } {
   const name = target.server;
-  return { pid: name === 'api' ? stack.pids.api : name === 'api-nometer' ? stack.pids.apiNoMeter : stack.pids.bare, dir: name };
+  return { pid: stack.pids[name], dir: name };
 }
 
 async function waitForProfile(dir: string, known: ReadonlySet<string>): Promise<string> {

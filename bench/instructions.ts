@@ -29,7 +29,7 @@ import { parseArgs, promisify } from 'node:util';
 import { callgrindTotal, functionCosts, parsePerfMap, subtractCosts } from './lib/callgrind.js';
 import { gitRevision } from './lib/machine.js';
 import { loadOnce, serverPid } from './lib/load-once.js';
-import { ROOT, startStack, type Stack } from './lib/stack.js';
+import { ROOT, SERVER_NAMES, startStack, type Stack } from './lib/stack.js';
 import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
 const execFileP = promisify(execFile);
@@ -119,7 +119,8 @@ async function main(): Promise<number> {
       serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'],
       startTimeoutMs: 300_000,
     });
-    for (const pid of [stack.pids.api, stack.pids.apiNoMeter, stack.pids.bare]) {
+    const started = stack;
+    for (const pid of SERVER_NAMES.map((server) => started.pids[server])) {
       if (pid === undefined) continue;
       serverPids.push(pid);
       perfMaps.push(`/tmp/perf-${pid}.map`);

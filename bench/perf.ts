@@ -33,7 +33,7 @@ import { parseArgs, promisify } from 'node:util';
 import { gitRevision } from './lib/machine.js';
 import { byArea, eventCount, inclusiveSymbols, selfSymbols, threadShares, type PerfSymbol } from './lib/perf-report.js';
 import { loadOnce, serverPid } from './lib/load-once.js';
-import { ROOT, startStack, type Stack } from './lib/stack.js';
+import { ROOT, SERVER_NAMES, startStack, type Stack } from './lib/stack.js';
 import { checkTarget, positiveOption, selectTargets, type Target } from './lib/targets.js';
 
 const execFileP = promisify(execFile);
@@ -174,7 +174,10 @@ async function main(): Promise<number> {
     process.stdout.write(`${connections} connections, ${warmupS} s warm-up, ${seconds} s sampled per target (perf record -e cpu-clock -F 1999 -g); starting the stack in ${dir} ...\n`);
     // --perf-basic-prof also turns on V8's log: sent to /dev/null, not to isolate-*.log files in the working directory.
     stack = await startStack({ dir, serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'] });
-    for (const pid of [stack.pids.api, stack.pids.apiNoMeter, stack.pids.bare]) if (pid !== undefined) perfMaps.push(`/tmp/perf-${pid}.map`);
+    for (const server of SERVER_NAMES) {
+      const pid = stack.pids[server];
+      if (pid !== undefined) perfMaps.push(`/tmp/perf-${pid}.map`);
+    }
     const results: Measured[] = [];
     for (const target of selected) {
       const m = await measure(target, stack, dir);

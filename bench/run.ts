@@ -11,10 +11,11 @@
  *                     (BENCH_CONNECTIONS, default 64,256; --quick, --profile: 64)
  *   --rounds R        rounds, interleaved across targets (BENCH_ROUNDS, default 3)
  *   --warmup S        warm-up seconds per target before round 1 (default 3)
- *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer
+ *   --targets LIST    comma-separated subset of: bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer,io-floor
  *                     (invoke-routed: the same call through Fastify's router, to show what invoke's fast
  *                     path saves; invoke-nometer: the same API process setup without a usage meter, to
- *                     show what durable metering costs)
+ *                     show what durable metering costs; io-floor: a plain node:http server doing only
+ *                     the round trips a metered call waits for, the ceiling of any invoke on the machine)
  *   --drain-events N  fallback queue rows: append N usage events, then drain them into JetStream through
  *                     the meter's drainer (BENCH_DRAIN_EVENTS, default 20000; 0 skips the queue rows)
  *   --quick           smoke run: 2 s runs, 1 round, 1 s warm-up
@@ -46,7 +47,7 @@ import { benchFallbackQueue, formatFallbackQueueResults, type FallbackQueueBench
 import { LOAD_GENERATORS, isLoadGenerator, type LoadGenerator, type LoadJob, type LoadSummary } from './lib/load-types.js';
 import { wrkInstalled } from './lib/wrk.js';
 import { formatMachine, gitRevision, machineInfo } from './lib/machine.js';
-import { ROOT, cpuProfiles, startStack, type Stack } from './lib/stack.js';
+import { ROOT, SERVER_NAMES, cpuProfiles, startStack, type ServerName, type Stack } from './lib/stack.js';
 import { TARGETS, TARGET_NAMES, checkTarget, type Target, type TargetName } from './lib/targets.js';
 import { parseConnectionLevels, saturationFigures } from './lib/saturation.js';
 import { median, round as roundTo } from './lib/stats.js';
@@ -99,7 +100,7 @@ function parseOptions(argv: readonly string[]): Options {
   const env = process.env;
   const quick = values.quick === true;
   const profile = values.profile === true;
-  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer');
+  const targetList = values.targets ?? env.BENCH_TARGETS ?? (profile ? 'bare,invoke' : 'bare,bare-post,health,health-saas,resolve,invoke,invoke-routed,invoke-nometer,io-floor');
   const drainRaw = values['drain-events'] ?? env.BENCH_DRAIN_EVENTS;
   const targets = targetList.split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of targets) {
@@ -262,7 +263,7 @@ async function main(): Promise<number> {
     stack = await startStack({ dir, ...(profileDir && { cpuProfileDir: profileDir }) });
     const s = stack;
     if (opts.pin) {
-      for (const pid of [s.pids.api, s.pids.apiNoMeter, s.pids.bare]) await pin(pid, String(SERVER_CPU));
+      for (const server of SERVER_NAMES) await pin(s.pids[server], String(SERVER_CPU));
       for (const pid of [s.pids.nats, s.pids.redis]) await pin(pid, otherCpus());
     }
     const generatorCpus = opts.pin ? otherCpus() : undefined;
@@ -273,7 +274,7 @@ async function main(): Promise<number> {
     });
     const pidsFor = (target: Target): Record<string, number | undefined> => (target.server === 'bare'
       ? { server: s.pids.bare }
-      : { server: target.server === 'api' ? s.pids.api : s.pids.apiNoMeter, redis: s.pids.redis, nats: s.pids.nats });
+      : { server: s.pids[target.server], redis: s.pids.redis, nats: s.pids.nats });
 
     if (opts.warmupS > 0) {
       for (const target of selected) {
@@ -348,7 +349,7 @@ async function main(): Promise<number> {
 
     if (profileDir) {
       await s.stopServers();
-      for (const server of ['bare', 'api', 'api-nometer'] as const) {
+      for (const server of SERVER_NAMES) {
         const served = selected.filter((t) => t.server === server).map((t) => t.name);
         if (served.length === 0) continue;
         const file = cpuProfiles(join(profileDir, server))[0];
@@ -359,7 +360,7 @@ async function main(): Promise<number> {
         const requests = served.reduce((n, t) => n + (servedInWindow.get(t) ?? 0), 0);
         profileSummaries.push(summariseCpuProfile(file, {
           fromUs: measuredFromUs, toUs: measuredToUs, requests,
-          label: `${server === 'api' ? 'the API' : server === 'bare' ? 'bare Fastify' : 'the API without metering'} serving ${served.join(', ')}`,
+          label: `${SERVER_LABELS[server]} serving ${served.join(', ')}`,
         }));
       }
     }
@@ -484,7 +485,16 @@ function printResults(results: readonly TargetResult[]): void {
       + `(${(metered.rps / unmetered.rps).toFixed(2)}x; server ${metered.serverUsPerReq ?? '?'} vs ${unmetered.serverUsPerReq ?? '?'} µs/req, `
       + `redis+nats ${metered.depsUsPerReq ?? '?'} vs ${unmetered.depsUsPerReq ?? '?'} µs/req).`);
   }
+  const floor = results.find((r) => r.target === 'io-floor');
+  if (floor) {
+    // The floor's own ratio bounds what any implementation of the metered call reaches here.
+    log(`\nI/O floor: the round trips a metered call must wait for, and nothing else, ${fmtInt(floor.rps)} req/s `
+      + `(${floor.ratio === undefined ? '?' : floor.ratio.toFixed(2)}x bare, ${floor.ratioPerRoundMedian === undefined ? '?' : floor.ratioPerRoundMedian.toFixed(2)}x per round; server ${floor.serverUsPerReq ?? '?'} µs/req)`
+      + (metered ? `; invoke reaches ${(metered.rps / floor.rps).toFixed(2)}x of it (server ${metered.serverUsPerReq ?? '?'} µs/req).` : '.'));
+  }
 }
+
+const SERVER_LABELS: Readonly<Record<ServerName, string>> = { 'api': 'the API', 'api-nometer': 'the API without metering', 'bare': 'bare Fastify', 'io-floor': 'the I/O floor server' };
 
 function goalCell(r: TargetResult): string {
   return r.goal === undefined ? (r.target === 'bare' ? 'baseline' : '-') : `${r.goalMet ? 'met' : 'MISSED'} (>= ${r.goal.toFixed(2)})`;

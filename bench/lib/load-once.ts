@@ -4,7 +4,7 @@ import type { Target } from './targets.js';
 
 /** The pid of the process that answers a target (bench/instructions.ts and bench/perf.ts watch it). */
 export function serverPid(stack: Stack, server: Target['server']): number {
-  const pid = server === 'api' ? stack.pids.api : server === 'api-nometer' ? stack.pids.apiNoMeter : stack.pids.bare;
+  const pid = stack.pids[server];
   if (pid === undefined) throw new Error(`no pid for the ${server} server`);
   return pid;
 }

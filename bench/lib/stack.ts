@@ -16,11 +16,16 @@ export const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const BARE = join(ROOT, 'dist', 'bench', 'bare-server.js');
 const NO_METER = join(ROOT, 'dist', 'bench', 'api-without-metering.js');
+const IO_FLOOR = join(ROOT, 'dist', 'bench', 'io-floor-server.js');
 const ALLOC_SAMPLER = join(ROOT, 'dist', 'bench', 'lib', 'alloc-sampler.js');
 
 /** Limits high enough that the bench never sees a 429 or a 402, while still running the checks. */
 export const BENCH_RATE_LIMITS = 'free=60,pro=600,enterprise=100000000';
 export const BENCH_TOKEN_QUOTAS = 'free=100000,pro=10000000,enterprise=1000000000000000';
+
+/** The processes that answer the bench's targets. */
+export const SERVER_NAMES = ['api', 'api-nometer', 'bare', 'io-floor'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
 
 export interface StackOptions {
   readonly dir: string;
@@ -33,7 +38,7 @@ export interface StackOptions {
    * `node` (bench/instructions.ts: valgrind's callgrind). The pid is still the server's, as the
    * wrapper execs it.
    */
-  readonly serverWrapper?: (name: 'api' | 'api-nometer' | 'bare') => readonly string[];
+  readonly serverWrapper?: (name: ServerName) => readonly string[];
   /** Node flags for those servers, after BENCH_NODE_FLAGS. */
   readonly serverNodeFlags?: readonly string[];
   /** How long a server may take to answer after it starts (default 30 s; a wrapped server is slower). */
@@ -46,8 +51,10 @@ export interface Stack {
   readonly apiNoMeterUrl: string;
   readonly natsUrl: string;
   readonly bareUrl: string;
+  /** The I/O floor of a metered call (bench/io-floor-server.ts). */
+  readonly ioFloorUrl: string;
   readonly apiKey: string;
-  readonly pids: Readonly<Record<'api' | 'apiNoMeter' | 'bare' | 'nats' | 'redis', number | undefined>>;
+  readonly pids: Readonly<Record<ServerName | 'nats' | 'redis', number | undefined>>;
   /** Whether the API still uses real Redis and NATS (no fallback to memory) and its processes live. */
   dependencyCheck(): Promise<string[]>;
   /** Stops the API and the bare server (SIGTERM: profiled processes write their .cpuprofile on exit). */
@@ -88,7 +95,8 @@ interface SaasHealth {
 
 /**
  * Starts nats-server (JetStream) and redis-server in `dir`, creates an enterprise API key through
- * the CLI, then the API (`kgents serve`) and the bare Fastify server, each its own process.
+ * the CLI, then the API (`kgents serve`), the API without metering, the bare Fastify server and the
+ * I/O floor server, each its own process.
  */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const procs: (() => Promise<void>)[] = [];
@@ -135,7 +143,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // compares code, not flags), for A/B runs of a flag; none by default, as the service is deployed.
     const nodeFlags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== ''), ...(options.serverNodeFlags ?? [])];
     const startTimeoutMs = options.startTimeoutMs ?? 30_000;
-    const launch = (name: 'api' | 'api-nometer' | 'bare', args: readonly string[]): { command: string; args: string[] } => {
+    const launch = (name: ServerName, args: readonly string[]): { command: string; args: string[] } => {
       const wrapper = options.serverWrapper?.(name) ?? [];
       const [command, ...wrapperArgs] = wrapper;
       return command === undefined ? { command: process.execPath, args: [...args] } : { command, args: [...wrapperArgs, process.execPath, ...args] };
@@ -188,13 +196,25 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const bareUrl = `http://127.0.0.1:${barePort}`;
     await waitUntil('bare Fastify server', () => httpOk(`${bareUrl}/`), startTimeoutMs, bare);
 
-    const pids = { api: api.pid, apiNoMeter: noMeter.pid, bare: bare.pid, nats: nats.pid, redis: await redisPid(redis.port) };
+    const ioFloorPort = await freePort();
+    const ioFloor = new ManagedProcess({
+      name: 'io-floor',
+      ...launch('io-floor', [...nodeFlags, ...profileArgs('io-floor'), IO_FLOOR]),
+      env: { ...process.env, ...allocEnv('io-floor'), PORT: String(ioFloorPort), HOST: '127.0.0.1', REDIS_URL: redis.url, NATS_URLS: nats.url },
+      logFile: join(options.dir, 'io-floor.log'),
+    });
+    ioFloor.start();
+    procs.push(() => ioFloor.stop());
+    const ioFloorUrl = `http://127.0.0.1:${ioFloorPort}`;
+    await waitUntil('I/O floor server', () => httpOk(`${ioFloorUrl}/`), startTimeoutMs, ioFloor);
+
+    const pids = { 'api': api.pid, 'api-nometer': noMeter.pid, 'bare': bare.pid, 'io-floor': ioFloor.pid, 'nats': nats.pid, 'redis': await redisPid(redis.port) };
 
     return {
-      apiUrl, apiNoMeterUrl, natsUrl: nats.url, bareUrl, apiKey, pids,
+      apiUrl, apiNoMeterUrl, natsUrl: nats.url, bareUrl, ioFloorUrl, apiKey, pids,
       async dependencyCheck() {
         const problems: string[] = [];
-        for (const [name, running] of [['api', api.running], ['api-nometer', noMeter.running], ['bare', bare.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
+        for (const [name, running] of [['api', api.running], ['api-nometer', noMeter.running], ['bare', bare.running], ['io-floor', ioFloor.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
           if (!running) problems.push(`${name} is not running`);
         }
         if (!api.running) return problems;
@@ -211,7 +231,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         return problems;
       },
       async stopServers() {
-        await Promise.all([api.stop(10_000), noMeter.stop(10_000), bare.stop()]);
+        await Promise.all([api.stop(10_000), noMeter.stop(10_000), bare.stop(), ioFloor.stop()]);
       },
       stop: stopAll,
     };

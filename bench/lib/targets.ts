@@ -1,14 +1,14 @@
 import type { LoadJob } from './load-types.js';
-import type { Stack } from './stack.js';
+import type { ServerName, Stack } from './stack.js';
 
 /** The routes the benchmarks load, shared by bench/run.ts (throughput) and bench/alloc.ts (allocation). */
-export const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-routed', 'invoke-nometer'] as const;
+export const TARGET_NAMES = ['bare', 'bare-post', 'health', 'health-saas', 'resolve', 'invoke', 'invoke-routed', 'invoke-nometer', 'io-floor'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Target {
   readonly name: TargetName;
   readonly description: string;
-  readonly server: 'api' | 'api-nometer' | 'bare';
+  readonly server: ServerName;
   /** Throughput goal as a fraction of bare Fastify's, in the same run. */
   readonly goal?: number;
   job(stack: Stack): Omit<LoadJob, 'connections' | 'durationS' | 'timeoutS'>;
@@ -57,6 +57,11 @@ export const TARGETS: readonly Target[] = [
   {
     name: 'invoke-nometer', description: 'POST /v1/agentese/invoke on the same API without a usage meter (bench/api-without-metering.ts): auth, rate limit, quota, tokens, no usage event', server: 'api-nometer',
     job: (s) => ({ url: `${s.apiNoMeterUrl}/v1/agentese/invoke`, method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body: INVOKE_BODY }),
+    check: (status, body) => status === 200 && body.includes('tokens_used'),
+  },
+  {
+    name: 'io-floor', description: 'the I/O floor of a metered call (bench/io-floor-server.ts): plain node:http, invoke\'s body parsed, one awaited Redis command and one awaited JetStream publish per event-loop turn, nothing else; no invoke can be faster', server: 'io-floor',
+    job: (s) => ({ url: `${s.ioFloorUrl}/invoke`, method: 'POST', headers: { 'content-type': 'application/json' }, body: INVOKE_BODY }),
     check: (status, body) => status === 200 && body.includes('tokens_used'),
   },
 ];
