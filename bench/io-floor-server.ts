@@ -3,8 +3,9 @@
  * a plain `node:http` server that does only the input and output every metered invoke must do
  * before its 200, each by the cheapest means this repository has, and nothing else:
  *   - reads the POST body and parses it (JSON.parse);
- *   - one Redis command per request, awaited (INCR of a counter: the least an atomic rate limit can
- *     be), auto-pipelined by ioredis so a turn's commands share one write;
+ *   - one Redis round trip, awaited: the requests of one event-loop turn share one command (INCRBY
+ *     of a counter by their number), as the service's limit store sends a turn's admissions as one
+ *     script call (src/adapters/redis/script-batch.ts);
  *   - one usage event per request, made durable before the answer: the events of one event-loop
  *     turn are one JetStream message, published with the service's own publisher and awaited (as
  *     the service's meter batches them);
@@ -38,28 +39,38 @@ keepTickObjectShape();
 const TENANT = 'bench-floor';
 const COUNTER = 'kg:bench:floor';
 
-const redis = new Redis(redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
 const nats = await connectNats([natsUrl], { name: 'bench-io-floor' });
 const publisher = new JetStreamUsagePublisher(nats, 5000);
 
-/** This turn's events, sent as one message at the end of the turn; every request of the turn awaits it. */
-let turn: { readonly events: UsageEvent[]; readonly acked: Promise<unknown> } | undefined;
-
-function durable(event: UsageEvent): Promise<unknown> {
-  if (!turn) {
-    const events: UsageEvent[] = [];
-    const acked = new Promise((resolve, reject) => {
-      setImmediate(() => {
-        turn = undefined;
-        const first = events[0] ?? event;
-        publisher.publish({ id: first.id, subject: first.subject, type: first.type }, encodeUsageMessage(events)).then(resolve, reject);
+/**
+ * What the requests of one event-loop turn share: their items, and one promise for the round trip
+ * that `send` makes with all of them at the end of the turn (setImmediate).
+ */
+function perTurn<T>(send: (items: readonly T[]) => Promise<unknown>): (item: T) => Promise<unknown> {
+  let turn: { readonly items: T[]; readonly done: Promise<unknown> } | undefined;
+  return (item) => {
+    if (!turn) {
+      const items: T[] = [];
+      const done = new Promise((resolve, reject) => {
+        setImmediate(() => {
+          turn = undefined;
+          send(items).then(resolve, reject);
+        });
       });
-    });
-    turn = { events, acked };
-  }
-  turn.events.push(event);
-  return turn.acked;
+      turn = { items, done };
+    }
+    turn.items.push(item);
+    return turn.done;
+  };
 }
+
+const counted = perTurn<number>((items) => redis.incrby(COUNTER, items.length));
+const durable = perTurn<UsageEvent>((events) => {
+  const first = events[0];
+  if (!first) return Promise.resolve();
+  return publisher.publish({ id: first.id, subject: first.subject, type: first.type }, encodeUsageMessage(events));
+});
 
 function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
@@ -69,7 +80,7 @@ function reply(res: ServerResponse, status: number, body: string): void {
 async function call(res: ServerResponse, started: number, text: string): Promise<void> {
   const body = JSON.parse(text) as { path?: unknown };
   const path = typeof body.path === 'string' ? body.path : '';
-  await redis.incr(COUNTER);
+  await counted(1);
   await durable(usageEvent({
     id: uniqueId(), type: 'agentese.invoke', tenant: TENANT, time: Date.now(),
     data: { path, aspect: null, tokens: 1, status: 200, latency_ms: Math.round((performance.now() - started) * 100) / 100, key_prefix: 'iofloor0', request_id: '' },
