@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { http, spawnServe, type HttpResult } from '../harness/serve-process.js';
 import { tempDir } from '../harness/servers.js';
 
-// Budget: about 40 s (start, ~10 s of load, recovery once the retained memory expires); up to 75 s on a busy machine.
+// Budget: about 40 s (start, ~10 s of load, recovery once the retained memory expires); up to 210 s on a busy machine.
 
 /**
  * A real `kgents serve` with a 64 MiB old generation, driven by concurrent ordinary requests that each
@@ -23,7 +23,11 @@ test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and
     const statuses = new Map<string, number>();
     let shed: HttpResult | undefined;
     let healthWhileShedding: number | undefined;
-    const deadline = Date.now() + 45_000;
+    // The pressure builds at the rate the requests are answered. Once (CI, Node 24, 2026-12-02) the
+    // run beside the metering proofs' kill -9 and leader-election load got 375 answers in 45 s, too
+    // few to near the heap limit; the load goes on until shedding starts, up to 90 s.
+    const started = Date.now();
+    const deadline = started + 90_000;
     const worker = async (): Promise<void> => {
       while (Date.now() < deadline && (statuses.get('503') ?? 0) < 50 && serve.child.exitCode === null) {
         let res: HttpResult;
@@ -42,7 +46,7 @@ test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and
     };
     await Promise.all(Array.from({ length: 16 }, worker));
     assert.equal(serve.child.exitCode, null, `the instance must not die: ${serve.output().slice(-2000)}`);
-    assert.ok(shed, `it shed load (statuses ${JSON.stringify([...statuses])})`);
+    assert.ok(shed, `it shed load (statuses ${JSON.stringify([...statuses])} in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     assert.equal(shed.headers['retry-after'], '2');
     assert.equal((JSON.parse(shed.body) as { error: { code: string; details: { reason: string } } }).error.code, 'ERR_OVERLOADED');
     assert.equal(healthWhileShedding, 200, 'liveness is still served while shedding');
@@ -54,7 +58,8 @@ test('an instance driven toward its heap limit sheds with 503 ERR_OVERLOADED and
     // The retained memory expires after 10 s; once V8 has collected it and released the pages
     // (its memory reducer runs when the heap is idle: later on a busy machine), /ready turns 200.
     const waitFrom = Date.now();
-    const readyBy = waitFrom + 60_000;
+    // Seen alone on Node 20: 40.7 s and 48.4 s; up to 90 s.
+    const readyBy = waitFrom + 90_000;
     let ready = 0;
     while (Date.now() < readyBy && (ready = (await http(serve.port, '/ready')).status) !== 200) await sleep(500);
     assert.equal(ready, 200, 'ready again once memory is back under the threshold');
