@@ -119,8 +119,8 @@ async function main(): Promise<number> {
       serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'],
       startTimeoutMs: 300_000,
     });
-    const started = stack;
-    for (const pid of SERVER_NAMES.map((server) => started.pids[server])) {
+    for (const server of SERVER_NAMES) {
+      const pid = stack.pids[server];
       if (pid === undefined) continue;
       serverPids.push(pid);
       perfMaps.push(`/tmp/perf-${pid}.map`);

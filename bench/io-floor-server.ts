@@ -14,7 +14,8 @@
  * implementation of the service can be faster on the same machine than this, so `invoke x io-floor`
  * says what the service's own code costs and `io-floor x bare` what the required round trips cost.
  *
- * Env: PORT (required), HOST (default 127.0.0.1), REDIS_URL, NATS_URLS (required).
+ * Env: PORT (required), HOST (default 127.0.0.1), REDIS_URL, NATS_URLS (required). The USAGE stream
+ * must exist (in the bench the API has created it), as the events go to it.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';

@@ -1,15 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/adapters/local/ports.js';
 import { connectNats } from '../../src/adapters/nats/connection.js';
 import { ensureStreams } from '../../src/adapters/nats/streams.js';
 import { INVOKE_BODY } from '../../bench/lib/targets.js';
-import { http } from '../harness/serve-process.js';
+import { http, spawnNode } from '../harness/serve-process.js';
 import { startNats, startRedis } from '../harness/servers.js';
 import { readAllUsage, tally } from '../harness/usage.js';
 
@@ -23,18 +21,8 @@ void test('the I/O floor server answers a call only after its Redis command and 
   try {
     await ensureStreams(await jetstreamManager(connection.nc), { replicas: 1, usageDuplicateWindowS: 60, usageRetentionDays: 1 });
     const port = await freePort();
-    const child = spawn(process.execPath, [IO_FLOOR], { env: { ...process.env, PORT: String(port), REDIS_URL: redis.url, NATS_URLS: nats.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const floor = await spawnNode([IO_FLOOR], { PORT: String(port), REDIS_URL: redis.url, NATS_URLS: nats.url }, 'listening');
     try {
-      const deadline = Date.now() + 15_000;
-      while (!out.includes('listening')) {
-        assert.ok(child.exitCode === null && Date.now() < deadline, `io-floor server did not start:\n${out}`);
-        await sleep(50);
-      }
-
       const calls = 40;
       const answers = await Promise.all(Array.from({ length: calls }, () => http(port, '/invoke', { method: 'POST', headers: { 'content-type': 'application/json' }, body: INVOKE_BODY })));
       for (const a of answers) {
@@ -48,10 +36,10 @@ void test('the I/O floor server answers a call only after its Redis command and 
       assert.ok(events.every((e) => e.subject === 'bench-floor' && e.data.path === 'world.house.manifest'));
       assert.equal(tally(events.map((e) => e.id)).unique, calls);
 
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, out);
+      floor.child.kill('SIGTERM');
+      assert.equal(await floor.exited, 0, floor.output());
     } finally {
-      child.kill('SIGKILL');
+      floor.child.kill('SIGKILL');
     }
   } finally {
     client.disconnect();

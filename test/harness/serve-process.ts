@@ -6,31 +6,38 @@ import { freePort } from '../../src/adapters/local/ports.js';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
 
-/** A `kgents serve` child process, for tests where the process itself matters (signals, kill -9). */
-export interface ServeProcess {
+/** A Node child process, for tests where the process itself matters (signals, kill -9). */
+export interface NodeProcess {
   readonly child: ChildProcess;
-  readonly port: number;
   output(): string;
   readonly exited: Promise<number | null>;
 }
 
-export async function spawnServe(env: Record<string, string>, port?: number): Promise<ServeProcess> {
-  const listenPort = port ?? (await freePort());
-  const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: String(listenPort), HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** A `kgents serve` child process. */
+export interface ServeProcess extends NodeProcess {
+  readonly port: number;
+}
+
+/** Runs `node ARGS` with `env` added to this process's, and resolves once its output contains `readyText` (30 s at most). */
+export async function spawnNode(args: readonly string[], env: Record<string, string>, readyText: string): Promise<NodeProcess> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 30_000;
-  while (!out.includes('kgents API listening')) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`serve exited early:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`serve not listening in time:\n${out}`);
+  while (!out.includes(readyText)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${args.join(' ')} exited early:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`${args.join(' ')} did not print "${readyText}" in time:\n${out}`);
     await sleep(50);
   }
-  return { child, port: listenPort, output: () => out, exited };
+  return { child, output: () => out, exited };
+}
+
+export async function spawnServe(env: Record<string, string>, port?: number): Promise<ServeProcess> {
+  const listenPort = port ?? (await freePort());
+  const proc = await spawnNode([CLI, 'serve'], { PORT: String(listenPort), HOST: '127.0.0.1', ...env }, 'kgents API listening');
+  return { ...proc, port: listenPort };
 }
 
 export interface HttpResult {
