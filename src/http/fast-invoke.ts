@@ -72,8 +72,8 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     }
   };
 
-  const answer = (res: ServerResponse, started: number, id: string, status: number, body: string, extra: readonly string[], principal: Principal): void => {
-    res.writeHead(status, ['x-request-id', id, ...extra, 'content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(body))]);
+  const answer = (res: ServerResponse, started: number, id: string, status: number, body: string, bytes: number, extra: readonly string[], principal: Principal): void => {
+    res.writeHead(status, ['x-request-id', id, ...extra, 'content-type', JSON_TYPE, 'content-length', String(bytes)]);
     res.end(body);
     const seconds = (performance.now() - started) / 1000;
     if (status === 200) {
@@ -91,7 +91,8 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     if (apiError.status >= 500) options.log.error({ err, request_id: id }, 'request failed');
     const extra = admitted ? rateLimitHeaders(admitted) : [];
     if (apiError.headers) for (const [name, value] of Object.entries(apiError.headers)) extra.push(name, value);
-    answer(res, started, id, apiError.status, JSON.stringify(errorBody(apiError, id)), extra, principal);
+    const text = JSON.stringify(errorBody(apiError, id));
+    answer(res, started, id, apiError.status, text, Buffer.byteLength(text), extra, principal);
   };
 
   const run = async (res: ServerResponse, started: number, id: string, principal: Principal, body: InvokeBody): Promise<void> => {
@@ -102,13 +103,13 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
         fail(res, started, id, admitted.refusal, admitted, principal);
         return;
       }
-      const json = await performInvoke(options, {
+      const done = await performInvoke(options, {
         body, principal, quotaKey: admitted.quotaKey, idempotencyKey: undefined, requestId: id,
         elapsedMs: () => performance.now() - started,
         span: undefined,
         chargeFailed: (err) => options.log.error({ err, request_id: id }, 'token charge failed'),
       });
-      answer(res, started, id, 200, json, rateLimitHeaders(admitted), principal);
+      answer(res, started, id, 200, done.json, done.bytes, rateLimitHeaders(admitted), principal);
     } catch (err) {
       // An answer already under way cannot be replaced by an error: end the connection instead.
       if (res.headersSent) {

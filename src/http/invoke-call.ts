@@ -38,14 +38,15 @@ const ALONE = Object.freeze({ alone: true });
 
 /**
  * The billable call, after authentication and admission: runs the aspect, makes its usage event
- * durable, charges its tokens, and returns the answer's JSON text. Shared by the Fastify route
+ * durable, charges its tokens, and returns the answer's JSON text (and its size). Shared by the Fastify route
  * (routes/agentese.ts) and invoke's fast path (fast-invoke.ts), so both bill the same way.
  * Throws ApiError (the domain's, or ERR_METERING_UNAVAILABLE when the event cannot be recorded:
  * then nothing was charged).
  */
-export async function performInvoke(deps: InvokeDeps, call: InvokeCall): Promise<string> {
+export async function performInvoke(deps: InvokeDeps, call: InvokeCall): Promise<agentese.InvokeText> {
   const { body, principal, span } = call;
-  const { out, json, aspect } = agentese.invokeWithJson(body.path, body.observer ?? {}, body.kwargs ?? {});
+  const answer = agentese.invokeText(body.path, body.observer ?? {}, body.kwargs ?? {});
+  const tokens = answer.tokens_used;
   if (deps.meter) {
     const event = usageEvent({
       id: usageEventId(principal.tenant, call.idempotencyKey),
@@ -53,7 +54,7 @@ export async function performInvoke(deps: InvokeDeps, call: InvokeCall): Promise
       tenant: principal.tenant,
       time: Date.now(),
       data: {
-        path: out.path, aspect, tokens: out.tokens_used, status: 200,
+        path: body.path, aspect: answer.aspect, tokens, status: 200,
         latency_ms: Math.round(call.elapsedMs() * 100) / 100, key_prefix: principal.keyPrefix, request_id: call.requestId,
       },
     });
@@ -76,14 +77,14 @@ export async function performInvoke(deps: InvokeDeps, call: InvokeCall): Promise
       throw err;
     }
   }
-  deps.metrics.countTokens(principal.tier, out.tokens_used);
+  deps.metrics.countTokens(principal.tier, tokens);
   if (span) {
-    await inChildSpan(span, 'limits.addTokens', 'client', { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(call.quotaKey, out.tokens_used));
-    return json;
+    await inChildSpan(span, 'limits.addTokens', 'client', { 'kgents.store.mode': deps.limits.mode }, () => deps.limits.addTokens(call.quotaKey, tokens));
+    return answer;
   }
   // Not awaited: the charge is queued (in order, before any later admission of this instance) as
   // soon as it is called, and the limit store absorbs a Redis failure itself (memory + journal),
   // so waiting would only add a Redis round trip to every call. Traced calls wait, for their span.
-  deps.limits.addTokens(call.quotaKey, out.tokens_used).catch(call.chargeFailed);
-  return json;
+  deps.limits.addTokens(call.quotaKey, tokens).catch(call.chargeFailed);
+  return answer;
 }

@@ -11,6 +11,6 @@ export { ASPECT_DESCRIPTIONS, KNOWN_ARCHETYPES, type Aspect, type KnownArchetype
 export { CATALOG, catalogHolons, type CatalogFile, type ContextEntry, type HolonEntry } from './catalog.js';
 export type { JsonObject, JsonValue } from './json.js';
 export {
-  affordances, invoke, invokeWithJson, resolve,
-  type AffordancesResult, type InvokeResult, type Observer, type ResolveResult,
+  affordances, invoke, invokeText, resolve,
+  type AffordancesResult, type InvokeResult, type InvokeText, type Observer, type ResolveResult,
 } from './logos.js';

@@ -7,6 +7,7 @@ import {
 import { type CatalogNode, lookupNode } from './catalog.js';
 import { type AgenteseContext, type ClauseValue, parsePath } from './grammar.js';
 import { canonicalJson, type JsonObject, type JsonValue, previewJson, truncate } from './json.js';
+import { manifestJson, type JsonText } from './manifest-json.js';
 
 /** Who is grasping the handle. Only `archetype` changes affordances; the rest is reported back. */
 export interface Observer {
@@ -268,24 +269,13 @@ function checkKwargs(kwargs: unknown): Readonly<Record<string, unknown>> {
   return kwargs as Readonly<Record<string, unknown>>;
 }
 
-/**
- * Invokes the path's aspect (default `manifest`) as the observer. Deterministic: the same
- * (path, observer, kwargs) always gives the same result.
- *
- * tokens_used = ceil((input bytes + result bytes) / 4), at least 1, where input bytes are the
- * UTF-8 sizes of the path and of the JSON of observer and kwargs, and result bytes the UTF-8 size
- * of JSON.stringify(result). Four bytes per token is the usual rule of thumb for BPE tokenizers
- * on English and JSON text, so this approximates what a model would be charged for the exchange.
- */
-export function invoke(path: string, observer: Observer, kwargs: Record<string, unknown>): InvokeResult {
-  return invokeWithJson(path, observer, kwargs).out;
+/** A prepared invocation: the handlers' input and the UTF-8 size of the call's input. */
+interface Prepared {
+  readonly inv: Invocation;
+  readonly inputBytes: number;
 }
 
-/**
- * invoke() plus the JSON text of the whole result, exactly `JSON.stringify(out)`: the token estimate
- * already serialises `result`, so the HTTP layer sends this text instead of serialising it again.
- */
-export function invokeWithJson(path: string, observer: Observer, kwargs: Record<string, unknown>): { out: InvokeResult; json: string; aspect: string } {
+function prepare(path: string, observer: Observer, kwargs: Record<string, unknown>): Prepared {
   const parsed = parsePath(path);
   const archetype = normalizeArchetype(observer?.archetype);
   const set = affordanceSet(parsed.context, archetype);
@@ -306,7 +296,6 @@ export function invokeWithJson(path: string, observer: Observer, kwargs: Record<
     digest ??= createHash('sha256').update(`${path}\n${observerJson}\n${kwargsJson}`).digest('hex').slice(0, 16);
     return digest;
   };
-
   const inv: Invocation = {
     node,
     aspect: aspect as Aspect,
@@ -320,20 +309,87 @@ export function invokeWithJson(path: string, observer: Observer, kwargs: Record<
     capabilities: observerCapabilities(observer),
     minimal: parsed.clauses.minimal_output === true,
   };
+  const inputBytes = Buffer.byteLength(path, 'utf8') + Buffer.byteLength(observerJson, 'utf8') + Buffer.byteLength(kwargsJson, 'utf8');
+  return { inv, inputBytes };
+}
+
+function hasKeys(record: Readonly<Record<string, unknown>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
+}
+
+function resultOf({ inv }: Prepared): JsonObject {
   const body = (HANDLERS[inv.aspect] ?? genericAspect)(inv);
   const echo: JsonObject = {};
   if (!inv.minimal) {
-    if (Object.keys(parsed.clauses).length > 0) echo.clauses = { ...parsed.clauses };
-    if (Object.keys(parsed.annotations).length > 0) echo.annotations = { ...parsed.annotations };
+    if (hasKeys(inv.clauses)) echo.clauses = { ...inv.clauses };
+    if (hasKeys(inv.annotations)) echo.annotations = { ...inv.annotations };
   }
-  const result: JsonObject = { node: node.handle, aspect, ...body, ...echo };
+  return { node: inv.node.handle, aspect: inv.aspect, ...body, ...echo };
+}
 
-  const inputBytes = Buffer.byteLength(path, 'utf8') + Buffer.byteLength(observerJson, 'utf8') + Buffer.byteLength(kwargsJson, 'utf8');
-  const resultJson = JSON.stringify(result);
-  const tokens = Math.max(1, Math.ceil((inputBytes + Buffer.byteLength(resultJson, 'utf8')) / 4));
+/** The result's echo of clauses and annotations as JSON members (`,"clauses":{…}`), or ''. */
+function echoJson({ inv }: Prepared): string {
+  if (inv.minimal) return '';
+  let text = '';
+  if (hasKeys(inv.clauses)) text += `,"clauses":${JSON.stringify({ ...inv.clauses })}`;
+  if (hasKeys(inv.annotations)) text += `,"annotations":${JSON.stringify({ ...inv.annotations })}`;
+  return text;
+}
+
+function tokensFor(inputBytes: number, resultBytes: number): number {
+  return Math.max(1, Math.ceil((inputBytes + resultBytes) / 4));
+}
+
+/**
+ * Invokes the path's aspect (default `manifest`) as the observer. Deterministic: the same
+ * (path, observer, kwargs) always gives the same result.
+ *
+ * tokens_used = ceil((input bytes + result bytes) / 4), at least 1, where input bytes are the
+ * UTF-8 sizes of the path and of the JSON of observer and kwargs, and result bytes the UTF-8 size
+ * of JSON.stringify(result). Four bytes per token is the usual rule of thumb for BPE tokenizers
+ * on English and JSON text, so this approximates what a model would be charged for the exchange.
+ */
+export function invoke(path: string, observer: Observer, kwargs: Record<string, unknown>): InvokeResult {
+  const prepared = prepare(path, observer, kwargs);
+  const result = resultOf(prepared);
+  return { path, result, tokens_used: tokensFor(prepared.inputBytes, Buffer.byteLength(JSON.stringify(result), 'utf8')), cached: false };
+}
+
+/** invoke()'s answer as the HTTP layer sends it. */
+export interface InvokeText {
+  /** Exactly `JSON.stringify(invoke(path, observer, kwargs))`. */
+  readonly json: string;
+  /** UTF-8 size of `json` (the answer's Content-Length). */
+  readonly bytes: number;
+  readonly tokens_used: number;
+  /** The aspect invoked (the path's, else `manifest`). */
+  readonly aspect: string;
+}
+
+const ANSWER_FIXED_BYTES = Buffer.byteLength('{"path":,"result":,"tokens_used":,"cached":false}', 'utf8');
+
+/**
+ * invoke() as JSON text, without building the result object where the text can be written from
+ * pieces serialised once (manifest: manifest-json.ts); other aspects serialise their result.
+ */
+export function invokeText(path: string, observer: Observer, kwargs: Record<string, unknown>): InvokeText {
+  const prepared = prepare(path, observer, kwargs);
+  const { inv } = prepared;
+  const result = inv.aspect === 'manifest'
+    ? manifestJson(inv, echoJson(prepared))
+    : jsonWithSize(JSON.stringify(resultOf(prepared)));
+  const tokens = tokensFor(prepared.inputBytes, result.bytes);
+  const pathJson = JSON.stringify(path);
+  const tokensText = String(tokens);
   return {
-    out: { path, result, tokens_used: tokens, cached: false },
-    aspect,
-    json: `{"path":${JSON.stringify(path)},"result":${resultJson},"tokens_used":${tokens},"cached":false}`,
+    json: `{"path":${pathJson},"result":${result.text},"tokens_used":${tokensText},"cached":false}`,
+    bytes: ANSWER_FIXED_BYTES + Buffer.byteLength(pathJson, 'utf8') + result.bytes + tokensText.length,
+    tokens_used: tokens,
+    aspect: inv.aspect,
   };
+}
+
+function jsonWithSize(text: string): JsonText {
+  return { text, bytes: Buffer.byteLength(text, 'utf8') };
 }

@@ -35,7 +35,7 @@ const resolveResponse = {
     },
   },
 } as const;
-// Invoke sends the domain's own JSON text (invokeWithJson), so this schema only documents the shape.
+// Invoke sends the domain's own JSON text (invokeText), so this schema only documents the shape.
 const invokeResponse = {
   200: {
     type: 'object',
@@ -81,8 +81,8 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
     void reply.type('application/json; charset=utf-8');
     const { principal, quotaKey } = request;
     // Without the guard's principal (tests that register these routes alone) nothing is billed.
-    if (!principal || !quotaKey) return agentese.invokeWithJson(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {}).json;
-    return performInvoke(deps, {
+    if (!principal || !quotaKey) return agentese.invokeText(request.body.path, request.body.observer ?? {}, request.body.kwargs ?? {}).json;
+    const answer = await performInvoke(deps, {
       body: request.body, principal, quotaKey,
       idempotencyKey: request.idempotency ? String(request.headers['idempotency-key']) : undefined,
       requestId: request.id,
@@ -90,5 +90,6 @@ export function agenteseRoutes(app: FastifyInstance, deps: AgenteseRouteDeps): v
       span: request.span,
       chargeFailed: (err) => request.log.error({ err }, 'token charge failed'),
     });
+    return answer.json;
   });
 }
