@@ -88,6 +88,23 @@ function toInt(value: unknown, what: string): number {
   return n;
 }
 
+/** Keys are few per instance (API keys, tenant-months); past this a cache starts over rather than grow without bound. */
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * `prefix + key`, made once per key: a concatenation is a rope that is copied flat again each time
+ * it is written to the socket, for every request.
+ */
+function prefixed(cache: Map<string, string>, prefix: string, key: string): string {
+  let full = cache.get(key);
+  if (full === undefined) {
+    if (cache.size >= MAX_CACHED_KEYS) cache.clear();
+    full = prefix + key;
+    cache.set(key, full);
+  }
+  return full;
+}
+
 /**
  * Rate limits and quotas in Redis: each admission and each token charge is one op of the batch
  * script above; the ops issued in one turn of the event loop go to Redis as one EVALSHA
@@ -107,6 +124,8 @@ export class RedisLimitStore implements LimitStore {
   private readonly batch: ScriptBatcher;
   private readonly quotaTtlMs: number;
   private readonly clock: () => number;
+  private readonly rateKeys = new Map<string, string>();
+  private readonly quotaKeys = new Map<string, string>();
 
   constructor(client: Redis, options: RedisLimitStoreOptions = {}) {
     this.batch = new ScriptBatcher(defineScript(client, 'kgLimitsBatchV2', 'variable', LIMITS_BATCH_LUA), options.maxBatch);
@@ -117,7 +136,7 @@ export class RedisLimitStore implements LimitStore {
   async admit(req: AdmissionRequest): Promise<AdmissionDetail> {
     const plan = planAdmission(req, this.clock);
     const reply = await this.batch.run({
-      keys: [RATE_KEY_PREFIX + req.rateKey, QUOTA_KEY_PREFIX + req.quotaKey],
+      keys: [this.rateRedisKey(req.rateKey), this.quotaRedisKey(req.quotaKey)],
       // Capped at 2^53 - 1: the script's doubles compare nothing larger exactly, and String() of 1e21+ has an exponent.
       args: ['a', plan.nowUs, plan.intervalUs, plan.burst, Math.min(plan.quotaLimit, Number.MAX_SAFE_INTEGER)],
       replyItems: 6,
@@ -138,6 +157,14 @@ export class RedisLimitStore implements LimitStore {
     );
   }
 
+  private rateRedisKey(rateKey: string): string {
+    return prefixed(this.rateKeys, RATE_KEY_PREFIX, rateKey);
+  }
+
+  private quotaRedisKey(quotaKey: string): string {
+    return prefixed(this.quotaKeys, QUOTA_KEY_PREFIX, quotaKey);
+  }
+
   async addTokens(quotaKey: string, tokens: number): Promise<void> {
     await this.incrementQuota(quotaKey, tokens);
   }
@@ -150,13 +177,8 @@ export class RedisLimitStore implements LimitStore {
   async incrementQuota(quotaKey: string, tokens: number): Promise<number> {
     const n = normalizeTokens(tokens);
     if (n === 0) return -1;
-    const key = QUOTA_KEY_PREFIX + quotaKey;
     // Charges of one key issued back to back (the requests a reply completed together) are one op.
-    const [total] = await this.batch.runMerged(
-      key,
-      () => ({ keys: [key], args: ['t', Math.min(n, Number.MAX_SAFE_INTEGER), this.quotaTtlMs], replyItems: 1 }),
-      (queued) => ({ ...queued, args: ['t', Math.min(Number(queued.args[1]) + n, Number.MAX_SAFE_INTEGER), this.quotaTtlMs] }),
-    );
+    const [total] = await this.batch.addToCounter(this.quotaRedisKey(quotaKey), 't', n, this.quotaTtlMs);
     return toInt(total, 'total');
   }
 }

@@ -8,8 +8,9 @@ export interface BatchOp {
 }
 
 interface Queued {
-  op: BatchOp;
-  /** Set for ops a following op may be merged into (see runMerged). */
+  /** Counter ops (addToCounter) own their args array: a merge changes its amount in place. */
+  readonly op: BatchOp;
+  /** Set for counter ops a following add to the same key is merged into (see addToCounter). */
   readonly mergeKey: string | undefined;
   readonly reply: Promise<unknown[]>;
   readonly resolve: (reply: unknown[]) => void;
@@ -38,18 +39,22 @@ export class ScriptBatcher {
   }
 
   /**
-   * run(), except that when the op queued right before this one (and not sent yet) has the same
-   * mergeKey, `merge` folds this op into it and both callers get its reply. For ops where two in a
-   * row equal one (increments of one counter): nothing else runs between them, so the order of
-   * every op in the batch, and what each one sees, is unchanged.
+   * Queues `code:amount:tail` on one counter key (KEYS: [key]), except that when the op queued
+   * right before this one (and not sent yet) is an add to the same key, the amount is added to it
+   * in place and both callers get its reply. For increments, where two in a row equal one: nothing
+   * else runs between them, so the order of every op in the batch, and what each one sees, is
+   * unchanged. Sums are capped at 2^53 - 1 (the script's doubles hold no larger integer exactly).
+   * Why in place: the charges of one turn's requests arrive back to back, and an op object per
+   * merge was most of a charge's allocation.
    */
-  runMerged(mergeKey: string, make: () => BatchOp, merge: (queued: BatchOp) => BatchOp): Promise<unknown[]> {
+  addToCounter(key: string, code: string, amount: number, tail: string | number): Promise<unknown[]> {
     const last = this.queue[this.queue.length - 1];
-    if (last?.mergeKey === mergeKey) {
-      last.op = merge(last.op);
+    if (last?.mergeKey === key) {
+      const args = last.op.args as (string | number)[];
+      args[1] = Math.min(Number(args[1]) + amount, Number.MAX_SAFE_INTEGER);
       return last.reply;
     }
-    return this.enqueue(make(), mergeKey);
+    return this.enqueue({ keys: [key], args: [code, Math.min(amount, Number.MAX_SAFE_INTEGER), tail], replyItems: 1 }, key);
   }
 
   private enqueue(op: BatchOp, mergeKey: string | undefined): Promise<unknown[]> {

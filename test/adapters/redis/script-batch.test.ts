@@ -1,0 +1,68 @@
+import { strict as assert } from 'node:assert';
+import { describe, test } from 'node:test';
+import type { ScriptCall } from '../../../src/adapters/redis/client.js';
+import { ScriptBatcher } from '../../../src/adapters/redis/script-batch.js';
+
+/** A script that records each call and answers each op with its position in the batch. */
+function recordingScript(): { readonly script: ScriptCall; readonly calls: { keys: readonly string[]; packed: string }[] } {
+  const calls: { keys: readonly string[]; packed: string }[] = [];
+  const script: ScriptCall = (keys, args) => {
+    const packed = String(args[0]);
+    calls.push({ keys: [...keys], packed });
+    return Promise.resolve(packed.split(';').map((_op, i) => i));
+  };
+  return { script, calls };
+}
+
+void describe('ScriptBatcher', () => {
+  void test('sends the ops of one turn as one script call, in the order they were issued', async () => {
+    const { script, calls } = recordingScript();
+    const batch = new ScriptBatcher(script);
+    const replies = await Promise.all([
+      batch.run({ keys: ['a'], args: ['x', 1], replyItems: 1 }),
+      batch.addToCounter('q', 't', 5, 100),
+      batch.run({ keys: ['b', 'c'], args: ['y', 2, 3], replyItems: 1 }),
+    ]);
+    assert.deepEqual(calls, [{ keys: ['a', 'q', 'b', 'c'], packed: 'x:1;t:5:100;y:2:3' }]);
+    assert.deepEqual(replies, [[0], [1], [2]]);
+  });
+
+  void test('adds back-to-back amounts of one counter into one op, whose reply every caller gets', async () => {
+    const { script, calls } = recordingScript();
+    const batch = new ScriptBatcher(script);
+    const replies = await Promise.all([
+      batch.addToCounter('q', 't', 5, 100),
+      batch.addToCounter('q', 't', 7, 100),
+      batch.addToCounter('q', 't', 1, 100),
+    ]);
+    assert.deepEqual(calls, [{ keys: ['q'], packed: 't:13:100' }]);
+    assert.deepEqual(replies, [[0], [0], [0]]);
+  });
+
+  void test('does not merge across another op or another key, so every op sees what it saw before', async () => {
+    const { script, calls } = recordingScript();
+    const batch = new ScriptBatcher(script);
+    await Promise.all([
+      batch.addToCounter('q', 't', 5, 100),
+      batch.run({ keys: ['q', 'r'], args: ['a', 1], replyItems: 1 }),
+      batch.addToCounter('q', 't', 7, 100),
+      batch.addToCounter('other', 't', 2, 100),
+      batch.addToCounter('q', 't', 3, 100),
+    ]);
+    assert.deepEqual(calls, [{ keys: ['q', 'q', 'r', 'q', 'other', 'q'], packed: 't:5:100;a:1;t:7:100;t:2:100;t:3:100' }]);
+  });
+
+  void test('starts a new op after a batch is sent, and caps a sum at 2^53 - 1', async () => {
+    const { script, calls } = recordingScript();
+    const batch = new ScriptBatcher(script);
+    await batch.addToCounter('q', 't', 5, 100);
+    await Promise.all([batch.addToCounter('q', 't', Number.MAX_SAFE_INTEGER - 1, 100), batch.addToCounter('q', 't', 10, 100)]);
+    assert.deepEqual(calls.map((c) => c.packed), ['t:5:100', `t:${Number.MAX_SAFE_INTEGER}:100`]);
+  });
+
+  void test('fails every op of a call that fails, with its error', async () => {
+    const batch = new ScriptBatcher(() => Promise.reject(new Error('connection lost')));
+    const results = await Promise.allSettled([batch.addToCounter('q', 't', 1, 1), batch.run({ keys: ['a'], args: ['x'], replyItems: 1 })]);
+    assert.deepEqual(results.map((r) => r.status === 'rejected' && r.reason instanceof Error ? r.reason.message : r.status), ['connection lost', 'connection lost']);
+  });
+});
