@@ -79,17 +79,13 @@ export function decide(plan: AdmissionPlan, tatUs: number, used: number): GcraOu
 export function toAdmission(limit: number, outcome: GcraOutcome, quotaUsed: number): AdmissionDetail {
   const resetMs = outcome.resetUs / 1000;
   const retryAfterMs = outcome.retryAfterUs / 1000;
-  return {
-    allowed: outcome.allowed,
-    ...(outcome.reason ? { reason: outcome.reason } : {}),
-    limit,
-    remaining: Math.max(0, outcome.remaining),
-    resetS: Math.ceil(resetMs / 1000),
-    retryAfterS: Math.ceil(retryAfterMs / 1000),
-    quotaUsed,
-    resetMs,
-    retryAfterMs,
-  };
+  const remaining = Math.max(0, outcome.remaining);
+  const resetS = Math.ceil(resetMs / 1000);
+  const retryAfterS = Math.ceil(retryAfterMs / 1000);
+  // Two literals rather than a conditional spread, which V8 builds field by field in its runtime:
+  // every admitted request takes the first.
+  if (outcome.reason === undefined) return { allowed: outcome.allowed, limit, remaining, resetS, retryAfterS, quotaUsed, resetMs, retryAfterMs };
+  return { allowed: outcome.allowed, reason: outcome.reason, limit, remaining, resetS, retryAfterS, quotaUsed, resetMs, retryAfterMs };
 }
 
 /** Month-key counters live this long after their first increment (a month plus margin). */

@@ -142,19 +142,14 @@ export class RedisLimitStore implements LimitStore {
       replyItems: 6,
     });
     const [allowed, reason, remaining, resetUs, retryUs, used] = reply;
+    const outcome = {
+      allowed: toInt(allowed, 'allowed') === 1,
+      remaining: toInt(remaining, 'remaining'),
+      resetUs: toInt(resetUs, 'reset'),
+      retryAfterUs: toInt(retryUs, 'retry'),
+    };
     const why = reason === 'rate' || reason === 'quota' ? reason : undefined;
-    const quotaUsed = toInt(used, 'used');
-    return toAdmission(
-      req.limitPerMinute,
-      {
-        allowed: toInt(allowed, 'allowed') === 1,
-        ...(why ? { reason: why } : {}),
-        remaining: toInt(remaining, 'remaining'),
-        resetUs: toInt(resetUs, 'reset'),
-        retryAfterUs: toInt(retryUs, 'retry'),
-      },
-      quotaUsed,
-    );
+    return toAdmission(req.limitPerMinute, why ? { ...outcome, reason: why } : outcome, toInt(used, 'used'));
   }
 
   private rateRedisKey(rateKey: string): string {
