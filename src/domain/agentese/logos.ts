@@ -332,8 +332,8 @@ function resultOf({ inv }: Prepared): JsonObject {
 function echoJson({ inv }: Prepared): string {
   if (inv.minimal) return '';
   let text = '';
-  if (hasKeys(inv.clauses)) text += `,"clauses":${JSON.stringify({ ...inv.clauses })}`;
-  if (hasKeys(inv.annotations)) text += `,"annotations":${JSON.stringify({ ...inv.annotations })}`;
+  if (hasKeys(inv.clauses)) text += `,"clauses":${JSON.stringify(inv.clauses)}`;
+  if (hasKeys(inv.annotations)) text += `,"annotations":${JSON.stringify(inv.annotations)}`;
   return text;
 }
 
