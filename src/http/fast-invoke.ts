@@ -72,8 +72,9 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     }
   };
 
-  const answer = (res: ServerResponse, started: number, id: string, status: number, body: string, bytes: number, extra: readonly string[], principal: Principal): void => {
-    res.writeHead(status, ['x-request-id', id, ...extra, 'content-type', JSON_TYPE, 'content-length', String(bytes)]);
+  /** `headers`: the whole list, X-Request-Id first and Content-Type and Content-Length last. */
+  const answer = (res: ServerResponse, started: number, id: string, status: number, body: string, headers: string[], principal: Principal): void => {
+    res.writeHead(status, headers);
     res.end(body);
     const seconds = (performance.now() - started) / 1000;
     if (status === 200) {
@@ -89,10 +90,12 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
   const fail = (res: ServerResponse, started: number, id: string, err: unknown, admitted: AdmissionOutcome | undefined, principal: Principal): void => {
     const apiError: ApiError = toApiError(err);
     if (apiError.status >= 500) options.log.error({ err, request_id: id }, 'request failed');
-    const extra = admitted ? rateLimitHeaders(admitted) : [];
-    if (apiError.headers) for (const [name, value] of Object.entries(apiError.headers)) extra.push(name, value);
+    const headers = ['x-request-id', id];
+    if (admitted) headers.push('ratelimit-limit', admitted.limit, 'ratelimit-remaining', admitted.remaining, 'ratelimit-reset', admitted.reset);
+    if (apiError.headers) for (const [name, value] of Object.entries(apiError.headers)) headers.push(name, value);
     const text = JSON.stringify(errorBody(apiError, id));
-    answer(res, started, id, apiError.status, text, Buffer.byteLength(text), extra, principal);
+    headers.push('content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)));
+    answer(res, started, id, apiError.status, text, headers, principal);
   };
 
   const run = async (res: ServerResponse, started: number, id: string, principal: Principal, body: InvokeBody): Promise<void> => {
@@ -109,7 +112,10 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
         span: undefined,
         chargeFailed: (err) => options.log.error({ err, request_id: id }, 'token charge failed'),
       });
-      answer(res, started, id, 200, done.json, done.bytes, rateLimitHeaders(admitted), principal);
+      answer(res, started, id, 200, done.json, [
+        'x-request-id', id, 'ratelimit-limit', admitted.limit, 'ratelimit-remaining', admitted.remaining, 'ratelimit-reset', admitted.reset,
+        'content-type', JSON_TYPE, 'content-length', String(done.bytes),
+      ], principal);
     } catch (err) {
       // An answer already under way cannot be replaced by an error: end the connection instead.
       if (res.headersSent) {
@@ -127,14 +133,17 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
     if (!principal) return false;
     const started = performance.now();
     const id = options.requestId(req);
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      text += chunk;
+    // Raw chunks, decoded once at the end: setEncoding would give each request a StringDecoder.
+    let first: Buffer | undefined;
+    let more: Buffer[] | undefined;
+    req.on('data', (chunk: Buffer) => {
+      if (first === undefined) first = chunk;
+      else (more ??= []).push(chunk);
     });
     // A client gone mid-body: Node destroys the socket; there is no one to answer.
-    req.on('error', () => undefined);
+    req.on('error', ignore);
     req.on('end', () => {
+      const text = first === undefined ? '' : more === undefined ? first.toString('utf8') : Buffer.concat([first, ...more]).toString('utf8');
       let body: unknown;
       try {
         body = secureJsonParse(text, undefined, PARSE_OPTIONS);
@@ -152,6 +161,6 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
   };
 }
 
-function rateLimitHeaders(outcome: AdmissionOutcome): string[] {
-  return ['ratelimit-limit', outcome.limit, 'ratelimit-remaining', outcome.remaining, 'ratelimit-reset', outcome.reset];
+function ignore(): void {
+  // nothing to do
 }

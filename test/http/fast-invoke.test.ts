@@ -267,6 +267,33 @@ describe('POST /v1/agentese/invoke ahead of the router (FAST_INVOKE)', () => {
     assert.equal(f.status, 200);
   });
 
+  test('a body that arrives in pieces, split inside a multi-byte character, is read as one text', async () => {
+    const body = Buffer.from(JSON.stringify({ path: 'world.house', observer: { name: 'Zoë 東京 🚀' } }), 'utf8');
+    const cut = body.indexOf(Buffer.from('東', 'utf8')) + 1;
+    const before = fast.routed.length;
+    const socket = connect(fast.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (/\r\n\r\n[\s\S]*\}$/.test(text)) resolve(text);
+      });
+    });
+    socket.write(`POST ${INVOKE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nX-API-Key: ${writer}\r\n\r\n`);
+    socket.write(body.subarray(0, cut));
+    await sleep(30);
+    socket.write(body.subarray(cut, cut + 3));
+    await sleep(30);
+    socket.write(body.subarray(cut + 3));
+    const text = await answer;
+    socket.destroy();
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    assert.ok(text.includes('"name":"Zoë 東京 🚀"'), text);
+    assert.equal(fast.routed.length, before, 'answered by the fast path');
+  });
+
   test('random bodies get the same answer on both paths, and never a 5xx', async () => {
     const value = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 8 }), fc.string(), { maxKeys: 3 }));
     const bodyArb = fc.oneof(

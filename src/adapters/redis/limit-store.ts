@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { AdmissionRequest, LimitStore } from '../../domain/limits/ports.js';
-import { type AdmissionDetail, QUOTA_TTL_MS, normalizeTokens, planAdmission, toAdmission } from '../memory/gcra.js';
+import { type AdmissionDetail, type AdmissionPlan, type GcraOutcome, QUOTA_TTL_MS, normalizeTokens, planAdmission, toAdmission } from '../memory/gcra.js';
 import { defineScript } from './client.js';
 import { ScriptBatcher } from './script-batch.js';
 
@@ -133,23 +133,20 @@ export class RedisLimitStore implements LimitStore {
     this.clock = options.clock ?? Date.now;
   }
 
-  async admit(req: AdmissionRequest): Promise<AdmissionDetail> {
-    const plan = planAdmission(req, this.clock);
-    const reply = await this.batch.run({
+  /** Not async: the batch's promise resolves to the decoded admission itself (no promise per layer). */
+  admit(req: AdmissionRequest): Promise<AdmissionDetail> {
+    let plan: AdmissionPlan;
+    try {
+      plan = planAdmission(req, this.clock);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return this.batch.run({
       keys: [this.rateRedisKey(req.rateKey), this.quotaRedisKey(req.quotaKey)],
       // Capped at 2^53 - 1: the script's doubles compare nothing larger exactly, and String() of 1e21+ has an exponent.
       args: ['a', plan.nowUs, plan.intervalUs, plan.burst, Math.min(plan.quotaLimit, Number.MAX_SAFE_INTEGER)],
       replyItems: 6,
-    });
-    const [allowed, reason, remaining, resetUs, retryUs, used] = reply;
-    const outcome = {
-      allowed: toInt(allowed, 'allowed') === 1,
-      remaining: toInt(remaining, 'remaining'),
-      resetUs: toInt(resetUs, 'reset'),
-      retryAfterUs: toInt(retryUs, 'retry'),
-    };
-    const why = reason === 'rate' || reason === 'quota' ? reason : undefined;
-    return toAdmission(req.limitPerMinute, why ? { ...outcome, reason: why } : outcome, toInt(used, 'used'));
+    }, decodeAdmission, req.limitPerMinute);
   }
 
   private rateRedisKey(rateKey: string): string {
@@ -169,11 +166,30 @@ export class RedisLimitStore implements LimitStore {
    * Charges of the same key queued back to back in one turn share one op: each caller gets the
    * total after all of them.
    */
-  async incrementQuota(quotaKey: string, tokens: number): Promise<number> {
+  incrementQuota(quotaKey: string, tokens: number): Promise<number> {
     const n = normalizeTokens(tokens);
-    if (n === 0) return -1;
+    if (n === 0) return NOTHING_ADDED;
     // Charges of one key issued back to back (the requests a reply completed together) are one op.
-    const [total] = await this.batch.addToCounter(this.quotaRedisKey(quotaKey), 't', n, this.quotaTtlMs);
-    return toInt(total, 'total');
+    return this.batch.addToCounter(this.quotaRedisKey(quotaKey), 't', n, this.quotaTtlMs, decodeTotal);
   }
+}
+
+const NOTHING_ADDED: Promise<number> = Promise.resolve(-1);
+
+/** An admission op's six reply items (see LIMITS_BATCH_LUA); `limit` is the request's per-minute limit. */
+function decodeAdmission(reply: readonly unknown[], at: number, limit: number): AdmissionDetail {
+  const reason = reply[at + 1];
+  const outcome: GcraOutcome = {
+    allowed: toInt(reply[at], 'allowed') === 1,
+    reason: reason === 'rate' || reason === 'quota' ? reason : undefined,
+    remaining: toInt(reply[at + 2], 'remaining'),
+    resetUs: toInt(reply[at + 3], 'reset'),
+    retryAfterUs: toInt(reply[at + 4], 'retry'),
+  };
+  return toAdmission(limit, outcome, toInt(reply[at + 5], 'used'));
+}
+
+/** A token charge's reply item: the counter's new total. */
+function decodeTotal(reply: readonly unknown[], at: number): number {
+  return toInt(reply[at], 'total');
 }

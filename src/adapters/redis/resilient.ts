@@ -68,6 +68,8 @@ function isCallerError(err: unknown): boolean {
   return err instanceof RangeError;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+
 /**
  * The mode switch shared by the limit and idempotency wrappers of one Redis client: 'redis' while
  * calls succeed, 'memory' from the first failure until a probe PING succeeds again.
@@ -280,31 +282,51 @@ export class ResilientLimitStore implements LimitStore {
     return this.journal.size;
   }
 
-  async admit(req: AdmissionRequest): Promise<AdmissionDetail> {
+  /**
+   * Not async: one `then` on Redis' answer instead of an async function's promise and frame per
+   * call (admission and charge run on every billable request).
+   */
+  admit(req: AdmissionRequest): Promise<AdmissionDetail> {
     if (this.redis && this.failover.mode === 'redis') {
-      try {
-        const admission = await this.redis.admit(req);
+      return this.redis.admit(req).then((admission) => {
         this.memory.observeQuota(req.quotaKey, admission.quotaUsed);
         return admission;
-      } catch (err) {
+      }, (err: unknown) => {
         if (isCallerError(err)) throw err;
         this.failover.reportFailure(err);
-      }
+        return this.memory.admitSync(req);
+      });
     }
-    return this.memory.admitSync(req);
+    return this.admitInMemory(req);
   }
 
-  async addTokens(quotaKey: string, tokens: number): Promise<void> {
+  private admitInMemory(req: AdmissionRequest): Promise<AdmissionDetail> {
+    try {
+      return Promise.resolve(this.memory.admitSync(req));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  addTokens(quotaKey: string, tokens: number): Promise<void> {
     if (this.redis && this.failover.mode === 'redis') {
-      try {
-        const total = await this.redis.incrementQuota(quotaKey, tokens);
+      return this.redis.incrementQuota(quotaKey, tokens).then((total) => {
         if (total > 0) this.memory.observeQuota(quotaKey, total);
-        return;
-      } catch (err) {
+      }, (err: unknown) => {
         if (isCallerError(err)) throw err;
         this.failover.reportFailure(err);
-      }
+        this.addTokensInMemory(quotaKey, tokens);
+      });
     }
+    try {
+      this.addTokensInMemory(quotaKey, tokens);
+      return DONE;
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private addTokensInMemory(quotaKey: string, tokens: number): void {
     const n = normalizeTokens(tokens);
     this.memory.addTokensSync(quotaKey, n);
     if (this.redis) this.journalTokens(quotaKey, n);

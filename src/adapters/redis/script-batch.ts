@@ -7,13 +7,21 @@ export interface BatchOp {
   readonly replyItems: number;
 }
 
+/**
+ * Turns an op's part of the batch's flat reply (its `replyItems` items from `at`) into what its
+ * caller gets; `context` is the value given with the op. Throwing rejects that op alone.
+ */
+export type ReplyDecoder<T, C> = (reply: readonly unknown[], at: number, context: C) => T;
+
 interface Queued {
   /** Counter ops (addToCounter) own their args array: a merge changes its amount in place. */
   readonly op: BatchOp;
   /** Set for counter ops a following add to the same key is merged into (see addToCounter). */
   readonly mergeKey: string | undefined;
-  readonly reply: Promise<unknown[]>;
-  readonly resolve: (reply: unknown[]) => void;
+  readonly decode: ReplyDecoder<unknown, unknown>;
+  readonly context: unknown;
+  readonly reply: Promise<unknown>;
+  readonly resolve: (value: unknown) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -27,6 +35,8 @@ interface Queued {
  * The flush waits for `setImmediate`, i.e. until the requests read in this poll phase have queued
  * theirs: no added latency beyond the current turn. A failing call fails every op in it, which is
  * what each of them would have seen from the same Redis on its own.
+ * Each op's promise resolves to what its decoder makes of its items, read in place: no slice of
+ * the reply and no further promise per op to convert it.
  */
 export class ScriptBatcher {
   private queue: Queued[] = [];
@@ -34,8 +44,8 @@ export class ScriptBatcher {
 
   constructor(private readonly script: ScriptCall, private readonly maxOps = 256) {}
 
-  run(op: BatchOp): Promise<unknown[]> {
-    return this.enqueue(op, undefined);
+  run<T, C>(op: BatchOp, decode: ReplyDecoder<T, C>, context: C): Promise<T> {
+    return this.enqueue(op, undefined, decode, context);
   }
 
   /**
@@ -47,30 +57,31 @@ export class ScriptBatcher {
    * Why in place: the charges of one turn's requests arrive back to back, and an op object per
    * merge was most of a charge's allocation.
    */
-  addToCounter(key: string, code: string, amount: number, tail: string | number): Promise<unknown[]> {
+  addToCounter<T>(key: string, code: string, amount: number, tail: string | number, decode: ReplyDecoder<T, undefined>): Promise<T> {
     const last = this.queue[this.queue.length - 1];
-    if (last?.mergeKey === key) {
+    if (last?.mergeKey === key && last.op.args[0] === code) {
       const args = last.op.args as (string | number)[];
       args[1] = Math.min(Number(args[1]) + amount, Number.MAX_SAFE_INTEGER);
-      return last.reply;
+      // The same key and code: the caller's decoder is the op's (one per code).
+      return last.reply as Promise<T>;
     }
-    return this.enqueue({ keys: [key], args: [code, Math.min(amount, Number.MAX_SAFE_INTEGER), tail], replyItems: 1 }, key);
+    return this.enqueue({ keys: [key], args: [code, Math.min(amount, Number.MAX_SAFE_INTEGER), tail], replyItems: 1 }, key, decode, undefined);
   }
 
-  private enqueue(op: BatchOp, mergeKey: string | undefined): Promise<unknown[]> {
-    let resolve: (reply: unknown[]) => void = () => undefined;
+  private enqueue<T, C>(op: BatchOp, mergeKey: string | undefined, decode: ReplyDecoder<T, C>, context: C): Promise<T> {
+    let resolve: (value: unknown) => void = () => undefined;
     let reject: (err: Error) => void = () => undefined;
-    const reply = new Promise<unknown[]>((res, rej) => {
+    const reply = new Promise<unknown>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    this.queue.push({ op, mergeKey, reply, resolve, reject });
+    this.queue.push({ op, mergeKey, decode: decode as ReplyDecoder<unknown, unknown>, context, reply, resolve, reject });
     if (this.queue.length >= this.maxOps) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushLater);
     }
-    return reply;
+    return reply as Promise<T>;
   }
 
   private readonly flushLater = (): void => this.flush();
@@ -103,7 +114,15 @@ export class ScriptBatcher {
       }
       let at = 0;
       for (const q of batch) {
-        q.resolve(reply.slice(at, at + q.op.replyItems));
+        let value: unknown;
+        try {
+          value = q.decode(reply, at, q.context);
+        } catch (err) {
+          q.reject(err instanceof Error ? err : new Error(String(err)));
+          at += q.op.replyItems;
+          continue;
+        }
+        q.resolve(value);
         at += q.op.replyItems;
       }
     }, (err: unknown) => {
