@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/load.js';
-import type { LimitStore } from '../domain/limits/ports.js';
+import type { Admission, AdmissionRequest, LimitStore } from '../domain/limits/ports.js';
 import type { Principal } from '../domain/tenancy/types.js';
 import { ApiError } from '../errors/api-error.js';
 import type { ApiMetrics } from '../observability/metrics.js';
@@ -57,19 +57,34 @@ export interface AdmissionOutcome {
 /**
  * Rate limit and quota in one store call. Non-billable routes pass an unreachable quota so a tenant
  * out of tokens can still read its affordances and usage. Shared by the Fastify hook (admit) and
- * invoke's fast path (fast-invoke.ts).
+ * invoke's fast path (fast-invoke.ts, which awaits the store itself between the two halves below, to
+ * save an async function per call).
  */
 export async function decideAdmission(
   config: Pick<Config, 'RATE_LIMITS' | 'TOKEN_QUOTAS'>, limits: LimitStore, metrics: ApiMetrics, principal: Principal, billable: boolean, span: TraceSpan | undefined,
 ): Promise<AdmissionOutcome> {
-  const now = Date.now();
-  const limit = config.RATE_LIMITS[principal.tier];
-  const quotaKey = quotaKeyFor(principal.tenant, now);
-  const quotaLimit = billable ? config.TOKEN_QUOTAS[principal.tier] : Number.MAX_SAFE_INTEGER;
-  const admission = { rateKey: principal.keyPrefix, limitPerMinute: limit, quotaKey, quotaLimit, now };
+  const admission = admissionRequest(config, principal, billable);
   const decision = span
     ? await inChildSpan(span, 'limits.admit', 'client', { 'kgents.store.mode': limits.mode }, () => limits.admit(admission))
     : await limits.admit(admission);
+  return admissionOutcome(metrics, principal, admission, decision);
+}
+
+/** What the limit store is asked for one request of this principal, now. */
+export function admissionRequest(config: Pick<Config, 'RATE_LIMITS' | 'TOKEN_QUOTAS'>, principal: Principal, billable: boolean): AdmissionRequest & { readonly now: number } {
+  const now = Date.now();
+  return {
+    rateKey: principal.keyPrefix,
+    limitPerMinute: config.RATE_LIMITS[principal.tier],
+    quotaKey: quotaKeyFor(principal.tenant, now),
+    quotaLimit: billable ? config.TOKEN_QUOTAS[principal.tier] : Number.MAX_SAFE_INTEGER,
+    now,
+  };
+}
+
+/** The store's decision as headers, the quota key, and the refusal to answer (counted in the metrics). */
+export function admissionOutcome(metrics: ApiMetrics, principal: Principal, admission: AdmissionRequest & { readonly now: number }, decision: Admission): AdmissionOutcome {
+  const { quotaKey, quotaLimit, limitPerMinute: limit, now } = admission;
   const outcome = { quotaKey, limit: String(decision.limit), remaining: String(decision.remaining), reset: String(decision.resetS) };
   if (decision.allowed) {
     metrics.countAdmission('allowed', principal.tier);

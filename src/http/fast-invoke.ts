@@ -6,7 +6,7 @@ import { parse as secureJsonParse } from 'secure-json-parse';
 import type { Config } from '../config/load.js';
 import type { KeyStore, Principal } from '../domain/tenancy/types.js';
 import type { ApiError } from '../errors/api-error.js';
-import { decideAdmission, type AdmissionOutcome } from './admission.js';
+import { admissionOutcome, admissionRequest, type AdmissionOutcome } from './admission.js';
 import { authenticate } from './auth.js';
 import { errorBody, invalidJsonError, toApiError, validationError } from './errors.js';
 import type { FastHandler } from './fast-paths.js';
@@ -101,7 +101,8 @@ export function fastInvokeHandler(options: FastInvokeOptions): FastHandler {
   const run = async (res: ServerResponse, started: number, id: string, principal: Principal, body: InvokeBody): Promise<void> => {
     let admitted: AdmissionOutcome | undefined;
     try {
-      admitted = await decideAdmission(options.config, options.limits, options.metrics, principal, true, undefined);
+      const admission = admissionRequest(config, principal, true);
+      admitted = admissionOutcome(options.metrics, principal, admission, await options.limits.admit(admission));
       if (admitted.refusal) {
         fail(res, started, id, admitted.refusal, admitted, principal);
         return;

@@ -53,6 +53,7 @@ export interface MeterHooks {
 }
 
 const decoder = new TextDecoder();
+const BUFFERED: Promise<RecordOutcome> = Promise.resolve('buffered');
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -104,25 +105,32 @@ export class DurableMeter<P> implements UsageMeter {
     };
   }
 
-  async record(event: UsageEvent, options: RecordOptions = {}): Promise<RecordOutcome> {
+  /** Not async: a billable call's event costs one `then` with handlers made once, not an async function. */
+  record(event: UsageEvent, options: RecordOptions = {}): Promise<RecordOutcome> {
     if (this.options.mode === 'async') {
       this.buffer.push(event);
       this.flushing ??= this.flushBuffer();
       this.hooks.onRecorded?.('buffered');
-      return 'buffered';
+      return BUFFERED;
     }
-    let outcome: 'published' | 'queued';
+    let made: Promise<'published' | 'queued'>;
     try {
-      outcome = options.alone === true || !this.batching()
-        ? await this.recordDurably([event])
-        : await this.join(event);
+      made = options.alone === true || !this.batching() ? this.recordDurably([event]) : this.join(event);
     } catch (err) {
-      this.hooks.onRecorded?.('refused');
-      throw err;
+      made = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    return made.then(this.recorded, this.refused);
+  }
+
+  private readonly recorded = (outcome: 'published' | 'queued'): RecordOutcome => {
     this.hooks.onRecorded?.(outcome);
     return outcome;
-  }
+  };
+
+  private readonly refused = (err: unknown): never => {
+    this.hooks.onRecorded?.('refused');
+    throw err;
+  };
 
   /** Batching only pays while events are being published; with the circuit open they go to disk one by one, as before. */
   private batching(): boolean {
