@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import fc from 'fast-check';
 import type { Redis } from 'ioredis';
+import { MemoryLimitStore } from '../../../src/adapters/memory/limit-store.js';
 import { closeRedisClient, connectWithin, createRedisClient } from '../../../src/adapters/redis/client.js';
 import { RedisLimitStore } from '../../../src/adapters/redis/limit-store.js';
 import { limitStoreContract, uniqueKey } from '../memory/contracts.js';
@@ -144,4 +146,60 @@ void test('redis limit store: a failed batch call fails every op in it (the call
     await closeRedisClient(c);
     await local.cleanup();
   }
+});
+
+type BatchStep =
+  | { readonly kind: 'admit'; readonly rate: number; readonly quota: number; readonly limit: number; readonly quotaLimit: number; readonly atMs: number }
+  | { readonly kind: 'charge'; readonly quota: number; readonly tokens: number };
+
+void test('redis limit store: a turn of mixed admissions and charges on shared keys decides exactly as the in-memory GCRA does op by op, and leaves the same buckets', async () => {
+  const step: fc.Arbitrary<BatchStep> = fc.oneof(
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('admit' as const), rate: fc.nat(2), quota: fc.nat(1), limit: fc.constantFrom(1, 2, 3, 7, 60), quotaLimit: fc.constantFrom(0, 4, 12, Number.MAX_SAFE_INTEGER), atMs: fc.nat(90_000) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('charge' as const), quota: fc.nat(1), tokens: fc.nat(6) }) },
+  );
+  await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
+    const store = new RedisLimitStore(client);
+    const memory = new MemoryLimitStore();
+    const rateKeys = [uniqueKey('rk'), uniqueKey('rk'), uniqueKey('rk')];
+    const quotaKeys = [uniqueKey('qk'), uniqueKey('qk')];
+    const base = Date.now();
+    // Request times only move forward, as a turn's requests do.
+    let last = 0;
+    const requests = steps.map((s) => {
+      if (s.kind === 'charge') return s;
+      last = Math.max(last, s.atMs);
+      return { ...s, req: { rateKey: rateKeys[s.rate] ?? '', limitPerMinute: s.limit, quotaKey: quotaKeys[s.quota] ?? '', quotaLimit: s.quotaLimit, now: base + last } };
+    });
+    try {
+      const before = await evalCalls();
+      // All issued in one turn: one script call.
+      const fromRedis = await Promise.all(requests.map((r) => ('req' in r ? store.admit(r.req) : store.incrementQuota(quotaKeys[r.quota] ?? '', r.tokens))));
+      assert.equal(await evalCalls(), before + 1, 'one script call for the turn');
+      const lastAllowedReset = new Map<string, number>();
+      requests.forEach((r, i) => {
+        if (!('req' in r)) {
+          memory.addTokensSync(quotaKeys[r.quota] ?? '', r.tokens);
+          return;
+        }
+        const expected = memory.admitSync(r.req);
+        assert.deepEqual(fromRedis[i], expected, `op ${i}`);
+        if (expected.allowed) lastAllowedReset.set(r.req.rateKey, expected.resetMs);
+      });
+      for (const key of rateKeys) {
+        const pttl = await client.pttl(`kg:rl:${key}`);
+        const reset = lastAllowedReset.get(key);
+        if (reset === undefined) assert.equal(pttl, -2, 'a bucket no request was admitted from is not written');
+        else assert.ok(pttl > 0 && pttl <= Math.ceil(reset) && pttl > Math.ceil(reset) - 1000, `bucket expiry ${pttl} ms for a reset of ${reset} ms`);
+      }
+      // What was stored: the next request of each key and quota is decided alike, a turn of its own each.
+      for (const rateKey of rateKeys) {
+        for (const quotaKey of quotaKeys) {
+          const req = { rateKey, limitPerMinute: 3, quotaKey, quotaLimit: 12, now: base + last + 1 };
+          assert.deepEqual(await store.admit(req), memory.admitSync(req), `next admission of ${rateKey} / ${quotaKey}`);
+        }
+      }
+    } finally {
+      memory.close();
+    }
+  }), { numRuns: 40 });
 });
