@@ -12,16 +12,17 @@ export const QUOTA_KEY_PREFIX = 'kg:q:';
  * the order they were issued (see RedisLimitStore). Each op is as atomic as a script of its own
  * (the whole batch is); ops on the same key see each other's writes in order.
  *
- * KEYS: each op's keys, in op order. ARGV[1]: the ops, packed by ScriptBatcher as
- * `op;op;...` with each op `code:field:field...` (one string instead of ~6 arguments per op: the
- * per-argument cost in ioredis was most of the call's cost).
- * - `a:now:T:B:quota` admission. KEYS: rate bucket (string: TAT in integer µs), quota counter
- *   (integer). now in µs, emission interval T in µs, burst B in requests, quota limit (-1: none).
+ * KEYS: the batch's distinct keys. ARGV[1]: the ops, packed by ScriptBatcher as `op;op;...` with
+ * each op `code:key...:field...`, its keys given as positions in KEYS (one string instead of ~6
+ * arguments per op, and each key once per batch: the per-argument cost in ioredis was most of the
+ * call's cost).
+ * - `a:R:Q:now:T:B:quota` admission. Keys: R the rate bucket (string: TAT in integer µs), Q the
+ *   quota counter (integer). now in µs, emission interval T in µs, burst B in requests, quota limit (-1: none).
  *   Out: allowed 0|1, reason '' | 'rate' | 'quota', remaining, reset µs, retry-after µs, quota used.
  *   Quota is checked first and a quota refusal writes nothing, so it does not consume a rate token.
  *   On success the new TAT is written with PX = TAT - now (ms, rounded up): once it expires the
  *   bucket is full, which is what an absent key means.
- * - `t:tokens:ttl` token charge. KEYS: quota counter. ttl in ms. Out: the new total. The expiry is
+ * - `t:Q:tokens:ttl` token charge. Key: Q the quota counter. ttl in ms. Out: the new total. The expiry is
  *   set only when the key has none (its first increment), so a month's counter disappears ~35 days
  *   after the month's first request.
  * The numbers are integers below 2^53 (µs since 1970), so Lua's doubles hold them exactly; '%.0f'
@@ -32,7 +33,7 @@ export const QUOTA_KEY_PREFIX = 'kg:q:';
  * script, so the batch's writes are seen by other clients exactly as if made op by op.
  */
 export const LIMITS_BATCH_LUA = `
-local out, nk, no = {}, 1, 0
+local out, no = {}, 0
 local value, ttl, written = {}, {}, {}
 local function read(key)
   local v = value[key]
@@ -45,11 +46,10 @@ end
 for op in string.gmatch(ARGV[1], '[^;]+') do
   local code = string.sub(op, 1, 1)
   if code == 'a' then
-    local n, t, b, q = string.match(op, '^a:(%d+):(%d+):(%d+):(%-?%d+)$')
-    if not n then return redis.error_reply('kgents limits script: malformed op ' .. op) end
+    local r, k, n, t, b, q = string.match(op, '^a:(%d+):(%d+):(%d+):(%d+):(%d+):(%-?%d+)$')
+    local rate_key, quota_key = KEYS[tonumber(r or 0)], KEYS[tonumber(k or 0)]
+    if not n or not rate_key or not quota_key then return redis.error_reply('kgents limits script: malformed op ' .. op) end
     local now, interval, burst, quota_limit = tonumber(n), tonumber(t), tonumber(b), tonumber(q)
-    local rate_key, quota_key = KEYS[nk], KEYS[nk + 1]
-    nk = nk + 2
     local window = interval * burst
     local tat = read(rate_key)
     if tat < now then tat = now end
@@ -72,10 +72,9 @@ for op in string.gmatch(ARGV[1], '[^;]+') do
     end
     no = no + 6
   elseif code == 't' then
-    local tokens, expiry = string.match(op, '^t:(%d+):(%d+)$')
-    if not tokens then return redis.error_reply('kgents limits script: malformed op ' .. op) end
-    local quota_key = KEYS[nk]
-    nk = nk + 1
+    local k, tokens, expiry = string.match(op, '^t:(%d+):(%d+):(%d+)$')
+    local quota_key = KEYS[tonumber(k or 0)]
+    if not tokens or not quota_key then return redis.error_reply('kgents limits script: malformed op ' .. op) end
     local total = redis.call('INCRBY', quota_key, tokens)
     if redis.call('PTTL', quota_key) == -1 then redis.call('PEXPIRE', quota_key, expiry) end
     value[quota_key] = total
@@ -147,7 +146,7 @@ export class RedisLimitStore implements LimitStore {
   private readonly quotaKeys = new Map<string, string>();
 
   constructor(client: Redis, options: RedisLimitStoreOptions = {}) {
-    this.batch = new ScriptBatcher(defineScript(client, 'kgLimitsBatchV3', 'variable', LIMITS_BATCH_LUA), options.maxBatch);
+    this.batch = new ScriptBatcher(defineScript(client, 'kgLimitsBatchV4', 'variable', LIMITS_BATCH_LUA), options.maxBatch);
     this.quotaTtlMs = Math.max(1, Math.round(options.quotaTtlMs ?? QUOTA_TTL_MS));
     this.clock = options.clock ?? Date.now;
   }

@@ -1,6 +1,9 @@
 import type { ScriptCall } from './client.js';
 
-/** One operation of a batch: its keys, its fields (op code first; no ':' or ';' in them) and how many reply items it takes. */
+/**
+ * One operation of a batch: its keys, its fields (op code first; no ':' or ';' in them) and how many
+ * reply items it takes. The script knows how many keys each op code has.
+ */
 export interface BatchOp {
   readonly keys: readonly string[];
   readonly args: readonly (string | number)[];
@@ -26,8 +29,10 @@ interface Queued {
 }
 
 /**
- * Sends every op issued during one turn of the event loop as one call of a batch script (KEYS: every
- * op's keys in op order; ARGV[1]: the ops packed as `code:field:...;code:field:...`) and hands each
+ * Sends every op issued during one turn of the event loop as one call of a batch script (KEYS: the
+ * distinct keys of its ops, in order of first use; ARGV[1]: the ops packed as
+ * `code:key:...:field:...;...`, each op's keys as their 1-based positions in KEYS, then its other
+ * fields) and hands each
  * op its slice of the flat reply. Why: under load the per-command cost (ioredis' command object,
  * argument encoding and reply parsing, Redis' own command dispatch and script call) was the largest
  * part of a request after the HTTP work itself; ioredis' auto-pipelining shared the socket writes
@@ -91,12 +96,24 @@ export class ScriptBatcher {
     const batch = this.queue;
     if (batch.length === 0) return;
     this.queue = [];
+    // Each distinct key once in KEYS, ops naming theirs by position: a busy key's requests of one
+    // turn add nothing to the command but their fields (ioredis' cost is per argument).
     const keys: string[] = [];
+    const position = new Map<string, number>();
     let packed = '';
     let items = 0;
     for (const { op } of batch) {
-      for (const k of op.keys) keys.push(k);
-      packed += packed === '' ? op.args.join(':') : `;${op.args.join(':')}`;
+      let text = String(op.args[0]);
+      for (const k of op.keys) {
+        let at = position.get(k);
+        if (at === undefined) {
+          at = keys.push(k);
+          position.set(k, at);
+        }
+        text += `:${at}`;
+      }
+      for (let i = 1; i < op.args.length; i++) text += `:${op.args[i]}`;
+      packed += packed === '' ? text : `;${text}`;
       items += op.replyItems;
     }
     const args = [packed];

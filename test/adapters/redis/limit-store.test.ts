@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { MemoryLimitStore } from '../../../src/adapters/memory/limit-store.js';
 import { closeRedisClient, connectWithin, createRedisClient } from '../../../src/adapters/redis/client.js';
-import { RedisLimitStore } from '../../../src/adapters/redis/limit-store.js';
+import { LIMITS_BATCH_LUA, RedisLimitStore } from '../../../src/adapters/redis/limit-store.js';
 import { limitStoreContract, uniqueKey } from '../memory/contracts.js';
 import { startRedis } from '../../harness/servers.js';
 
@@ -202,4 +202,15 @@ void test('redis limit store: a turn of mixed admissions and charges on shared k
       memory.close();
     }
   }), { numRuns: 40 });
+});
+
+void test('redis limits script: an op naming a key position outside KEYS, or with fields missing, is refused whole and writes nothing', async () => {
+  const key = `kg:rl:${uniqueKey('rk')}`;
+  const quota = `kg:q:${uniqueKey('qk')}`;
+  const now = Date.now() * 1000;
+  for (const packed of [`a:1:3:${now}:1000:60:10`, `a:1:2:${now}:1000:60`, 't:3:5:1000', 't:1:5', `a:1:2:${now}:1000:60:10;x:1`]) {
+    await assert.rejects(client.eval(LIMITS_BATCH_LUA, 2, key, quota, packed), /kgents limits script: (malformed|unknown) op/, packed);
+  }
+  assert.equal(await client.exists(key, quota), 0);
+  assert.deepEqual(await client.eval(LIMITS_BATCH_LUA, 2, key, quota, `t:2:5:100000;a:1:2:${now}:1000000:60:10`), [5, 1, '', 59, 1_000_000, 0, 5]);
 });

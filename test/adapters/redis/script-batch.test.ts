@@ -19,7 +19,7 @@ const items = (reply: readonly unknown[], at: number, n: number): unknown[] => r
 const one = (reply: readonly unknown[], at: number): unknown[] => items(reply, at, 1);
 
 void describe('ScriptBatcher', () => {
-  void test('sends the ops of one turn as one script call, in the order they were issued', async () => {
+  void test('sends the ops of one turn as one script call, in the order they were issued, each naming its keys by position in KEYS', async () => {
     const { script, calls } = recordingScript();
     const batch = new ScriptBatcher(script);
     const replies = await Promise.all([
@@ -27,7 +27,7 @@ void describe('ScriptBatcher', () => {
       batch.addToCounter('q', 't', 5, 100, one),
       batch.run({ keys: ['b', 'c'], args: ['y', 2, 3], replyItems: 1 }, items, 1),
     ]);
-    assert.deepEqual(calls, [{ keys: ['a', 'q', 'b', 'c'], packed: 'x:1;t:5:100;y:2:3' }]);
+    assert.deepEqual(calls, [{ keys: ['a', 'q', 'b', 'c'], packed: 'x:1:1;t:2:5:100;y:3:4:2:3' }]);
     assert.deepEqual(replies, [[0], [1], [2]]);
   });
 
@@ -39,11 +39,11 @@ void describe('ScriptBatcher', () => {
       batch.addToCounter('q', 't', 7, 100, one),
       batch.addToCounter('q', 't', 1, 100, one),
     ]);
-    assert.deepEqual(calls, [{ keys: ['q'], packed: 't:13:100' }]);
+    assert.deepEqual(calls, [{ keys: ['q'], packed: 't:1:13:100' }]);
     assert.deepEqual(replies, [[0], [0], [0]]);
   });
 
-  void test('does not merge across another op or another key, so every op sees what it saw before', async () => {
+  void test('does not merge across another op or another key, so every op sees what it saw before; a key used again is sent once', async () => {
     const { script, calls } = recordingScript();
     const batch = new ScriptBatcher(script);
     await Promise.all([
@@ -53,7 +53,7 @@ void describe('ScriptBatcher', () => {
       batch.addToCounter('other', 't', 2, 100, one),
       batch.addToCounter('q', 't', 3, 100, one),
     ]);
-    assert.deepEqual(calls, [{ keys: ['q', 'q', 'r', 'q', 'other', 'q'], packed: 't:5:100;a:1;t:7:100;t:2:100;t:3:100' }]);
+    assert.deepEqual(calls, [{ keys: ['q', 'r', 'other'], packed: 't:1:5:100;a:1:2:1;t:1:7:100;t:3:2:100;t:1:3:100' }]);
   });
 
   void test('starts a new op after a batch is sent, and caps a sum at 2^53 - 1', async () => {
@@ -61,7 +61,7 @@ void describe('ScriptBatcher', () => {
     const batch = new ScriptBatcher(script);
     await batch.addToCounter('q', 't', 5, 100, one);
     await Promise.all([batch.addToCounter('q', 't', Number.MAX_SAFE_INTEGER - 1, 100, one), batch.addToCounter('q', 't', 10, 100, one)]);
-    assert.deepEqual(calls.map((c) => c.packed), ['t:5:100', `t:${Number.MAX_SAFE_INTEGER}:100`]);
+    assert.deepEqual(calls.map((c) => c.packed), ['t:1:5:100', `t:1:${Number.MAX_SAFE_INTEGER}:100`]);
   });
 
   void test('resolves each op to what its decoder reads at its offset, with the context given with the op', async () => {
@@ -93,7 +93,7 @@ void describe('ScriptBatcher', () => {
     const { script, calls } = recordingScript();
     const batch = new ScriptBatcher(script);
     await Promise.all([batch.addToCounter('q', 't', 1, 5, one), batch.addToCounter('q', 'u', 2, 5, one), batch.addToCounter('q', 'u', 3, 5, one)]);
-    assert.deepEqual(calls.map((c) => c.packed), ['t:1:5;u:5:5']);
+    assert.deepEqual(calls.map((c) => c.packed), ['t:1:1:5;u:1:5:5']);
   });
 
   void test('fails every op of a call that fails, with its error', async () => {
