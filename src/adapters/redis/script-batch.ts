@@ -32,8 +32,7 @@ interface Queued {
  * Sends every op issued during one turn of the event loop as one call of a batch script (KEYS: the
  * distinct keys of its ops, in order of first use; ARGV[1]: the ops packed as
  * `code:key:...:field:...;...`, each op's keys as their 1-based positions in KEYS, then its other
- * fields) and hands each
- * op its slice of the flat reply. Why: under load the per-command cost (ioredis' command object,
+ * fields) and has each op's decoder read its items of the flat reply. Why: under load the per-command cost (ioredis' command object,
  * argument encoding and reply parsing, Redis' own command dispatch and script call) was the largest
  * part of a request after the HTTP work itself; ioredis' auto-pipelining shared the socket writes
  * but none of that.
