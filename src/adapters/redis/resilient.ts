@@ -70,6 +70,11 @@ function isCallerError(err: unknown): boolean {
 
 const DONE: Promise<void> = Promise.resolve();
 
+/** A synchronous throw as a rejection, so the fallback below handles both alike. */
+function rejection(err: unknown): Promise<never> {
+  return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+}
+
 /**
  * The mode switch shared by the limit and idempotency wrappers of one Redis client: 'redis' while
  * calls succeed, 'memory' from the first failure until a probe PING succeeds again.
@@ -287,8 +292,15 @@ export class ResilientLimitStore implements LimitStore {
    * call (admission and charge run on every billable request).
    */
   admit(req: AdmissionRequest): Promise<AdmissionDetail> {
-    if (this.redis && this.failover.mode === 'redis') {
-      return this.redis.admit(req).then((admission) => {
+    const redis = this.redis;
+    if (redis && this.failover.mode === 'redis') {
+      let pending: Promise<AdmissionDetail>;
+      try {
+        pending = redis.admit(req);
+      } catch (err) {
+        pending = rejection(err);
+      }
+      return pending.then((admission) => {
         this.memory.observeQuota(req.quotaKey, admission.quotaUsed);
         return admission;
       }, (err: unknown) => {
@@ -304,13 +316,20 @@ export class ResilientLimitStore implements LimitStore {
     try {
       return Promise.resolve(this.memory.admitSync(req));
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return rejection(err);
     }
   }
 
   addTokens(quotaKey: string, tokens: number): Promise<void> {
-    if (this.redis && this.failover.mode === 'redis') {
-      return this.redis.incrementQuota(quotaKey, tokens).then((total) => {
+    const redis = this.redis;
+    if (redis && this.failover.mode === 'redis') {
+      let pending: Promise<number>;
+      try {
+        pending = redis.incrementQuota(quotaKey, tokens);
+      } catch (err) {
+        pending = rejection(err);
+      }
+      return pending.then((total) => {
         if (total > 0) this.memory.observeQuota(quotaKey, total);
       }, (err: unknown) => {
         if (isCallerError(err)) throw err;
@@ -322,7 +341,7 @@ export class ResilientLimitStore implements LimitStore {
       this.addTokensInMemory(quotaKey, tokens);
       return DONE;
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return rejection(err);
     }
   }
 

@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { closeRedisClient, connectWithin, createRedisClient } from '../../../src/adapters/redis/client.js';
-import { type LimitBackends, type RedisBackendStatus, createLimitBackends } from '../../../src/adapters/redis/resilient.js';
+import { type LimitBackends, type RedisBackendStatus, type RedisLimitBackend, RedisFailover, ResilientLimitStore, createLimitBackends } from '../../../src/adapters/redis/resilient.js';
+import { MemoryLimitStore } from '../../../src/adapters/memory/limit-store.js';
 import { uniqueKey } from '../memory/contracts.js';
 import { startRedis } from '../../harness/servers.js';
 
@@ -209,6 +210,48 @@ void test('resilient stores: 50 concurrent begins with one key start once, in re
     assert.equal(await race(), 1);
   } finally {
     await backends.close();
+    await redis.cleanup();
+  }
+});
+
+void test('resilient limits: a Redis backend that throws instead of rejecting falls back to memory like one that rejects; a caller mistake still reaches the caller', async () => {
+  const redis = await startRedis();
+  const client = createRedisClient(redis.url, { commandTimeoutMs: 1000 });
+  const failover = new RedisFailover(client, { probeIntervalMs: 60_000 });
+  const memory = new MemoryLimitStore();
+  let behaviour: 'throw' | 'caller-mistake' | 'work' = 'throw';
+  const act = <T>(value: T): Promise<T> => {
+    if (behaviour === 'throw') throw new Error('socket gone');
+    if (behaviour === 'caller-mistake') throw new RangeError('limitPerMinute must be positive');
+    return Promise.resolve(value);
+  };
+  const backend: RedisLimitBackend = {
+    mode: 'redis',
+    admit: () => act({ allowed: true, limit: 60, remaining: 59, resetS: 1, retryAfterS: 0, quotaUsed: 0, resetMs: 1000, retryAfterMs: 0 }),
+    addTokens: () => act(undefined),
+    incrementQuota: (_key, tokens) => act(tokens),
+  };
+  try {
+    assert.equal(await connectWithin(client, 5000), true);
+    assert.equal(await failover.probeNow(), true);
+    const limits = new ResilientLimitStore(backend, memory, failover);
+    const quotaKey = uniqueKey('qk');
+    await limits.addTokens(quotaKey, 5);
+    assert.equal(failover.mode, 'memory', 'the throw counted as a Redis failure');
+    const decided = await limits.admit({ ...admission(uniqueKey('rk')), quotaKey });
+    assert.deepEqual([decided.allowed, decided.quotaUsed], [true, 5], 'answered from memory, with the tokens charged there');
+    assert.equal(limits.journaledKeys, 1, 'the tokens wait to be added to Redis');
+    behaviour = 'work';
+    assert.equal(await failover.probeNow(), true);
+    assert.equal(limits.journaledKeys, 0, 'added to Redis on recovery');
+    behaviour = 'caller-mistake';
+    await assert.rejects(limits.admit(admission(uniqueKey('rk'))), RangeError);
+    await assert.rejects(limits.addTokens(quotaKey, 1), RangeError);
+    assert.equal(failover.mode, 'redis', 'a caller mistake says nothing about Redis');
+  } finally {
+    failover.close();
+    memory.close();
+    await closeRedisClient(client);
     await redis.cleanup();
   }
 });
