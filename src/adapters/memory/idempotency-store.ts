@@ -1,4 +1,5 @@
 import type { IdempotencyBegin, IdempotencyStore, StoredResponse } from '../../domain/limits/ports.js';
+import { asError } from '../../errors/as-error.js';
 import { BoundedTtlMap } from './bounded-map.js';
 import { DEFAULT_MAX_ENTRIES, type MemoryStoreOptions } from './limit-store.js';
 
@@ -65,7 +66,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     try {
       return Promise.resolve(this.beginSync(key, fingerprint, lockTtlS));
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 
@@ -87,7 +88,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       this.completeSync(key, fingerprint, response, ttlS);
       return Promise.resolve();
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 

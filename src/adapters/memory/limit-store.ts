@@ -1,4 +1,5 @@
 import type { AdmissionRequest, LimitStore } from '../../domain/limits/ports.js';
+import { asError } from '../../errors/as-error.js';
 import { BoundedTtlMap } from './bounded-map.js';
 import { type AdmissionDetail, QUOTA_TTL_MS, decide, normalizeTokens, planAdmission, toAdmission } from './gcra.js';
 
@@ -54,7 +55,7 @@ export class MemoryLimitStore implements LimitStore {
     try {
       return Promise.resolve(this.admitSync(req));
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 

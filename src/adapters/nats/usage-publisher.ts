@@ -1,5 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createInbox, headers, type Msg, type Subscription } from '@nats-io/transport-node';
+import { asError } from '../../errors/as-error.js';
 import type { NatsConnection } from './connection.js';
 import type { EventPublisher } from '../../domain/metering/ports.js';
 import type { UsageEvent } from '../../domain/metering/usage-event.js';
@@ -84,7 +85,7 @@ export class JetStreamUsagePublisher implements EventPublisher {
           this.sweeper.unref();
         }
       } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
+        reject(asError(err));
       }
     });
   }

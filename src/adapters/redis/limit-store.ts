@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { AdmissionRequest, LimitStore } from '../../domain/limits/ports.js';
 import { type AdmissionDetail, type AdmissionPlan, type GcraOutcome, QUOTA_TTL_MS, normalizeTokens, planAdmission, toAdmission } from '../memory/gcra.js';
+import { asError } from '../../errors/as-error.js';
 import { defineScript } from './client.js';
 import { ScriptBatcher } from './script-batch.js';
 
@@ -157,7 +158,7 @@ export class RedisLimitStore implements LimitStore {
     try {
       plan = planAdmission(req, this.clock);
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
     return this.batch.run({
       keys: [this.rateRedisKey(req.rateKey), this.quotaRedisKey(req.quotaKey)],

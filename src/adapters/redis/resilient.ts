@@ -37,6 +37,7 @@ import type { AdmissionRequest, IdempotencyBegin, IdempotencyStore, LimitStore, 
 import { type AdmissionDetail, normalizeTokens } from '../memory/gcra.js';
 import { MemoryIdempotencyStore, type MemoryIdempotencyStoreOptions } from '../memory/idempotency-store.js';
 import { MemoryLimitStore, type MemoryLimitStoreOptions } from '../memory/limit-store.js';
+import { asError } from '../../errors/as-error.js';
 import { closeRedisClient, connectWithin, createRedisClient, redactSecrets } from './client.js';
 import { RedisIdempotencyStore } from './idempotency-store.js';
 import { RedisLimitStore } from './limit-store.js';
@@ -70,10 +71,6 @@ function isCallerError(err: unknown): boolean {
 
 const DONE: Promise<void> = Promise.resolve();
 
-/** A synchronous throw as a rejection, so the fallback below handles both alike. */
-function rejection(err: unknown): Promise<never> {
-  return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-}
 
 /**
  * The mode switch shared by the limit and idempotency wrappers of one Redis client: 'redis' while
@@ -298,7 +295,7 @@ export class ResilientLimitStore implements LimitStore {
       try {
         pending = redis.admit(req);
       } catch (err) {
-        pending = rejection(err);
+        pending = Promise.reject(asError(err)); // a synchronous throw: the fallback below handles both alike
       }
       return pending.then((admission) => {
         this.memory.observeQuota(req.quotaKey, admission.quotaUsed);
@@ -316,7 +313,7 @@ export class ResilientLimitStore implements LimitStore {
     try {
       return Promise.resolve(this.memory.admitSync(req));
     } catch (err) {
-      return rejection(err);
+      return Promise.reject(asError(err));
     }
   }
 
@@ -327,7 +324,7 @@ export class ResilientLimitStore implements LimitStore {
       try {
         pending = redis.incrementQuota(quotaKey, tokens);
       } catch (err) {
-        pending = rejection(err);
+        pending = Promise.reject(asError(err)); // a synchronous throw: the fallback below handles both alike
       }
       return pending.then((total) => {
         if (total > 0) this.memory.observeQuota(quotaKey, total);
@@ -341,7 +338,7 @@ export class ResilientLimitStore implements LimitStore {
       this.addTokensInMemory(quotaKey, tokens);
       return DONE;
     } catch (err) {
-      return rejection(err);
+      return Promise.reject(asError(err));
     }
   }
 

@@ -1,3 +1,4 @@
+import { asError } from '../../errors/as-error.js';
 import type { ScriptCall } from './client.js';
 
 /**
@@ -120,7 +121,7 @@ export class ScriptBatcher {
     try {
       sent = this.script(keys, args);
     } catch (err) {
-      sent = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      sent = Promise.reject(asError(err));
     }
     sent.then((reply) => {
       if (!Array.isArray(reply) || reply.length !== items) {
@@ -134,7 +135,7 @@ export class ScriptBatcher {
         try {
           value = q.decode(reply, at, q.context);
         } catch (err) {
-          q.reject(err instanceof Error ? err : new Error(String(err)));
+          q.reject(asError(err));
           at += q.op.replyItems;
           continue;
         }
@@ -142,7 +143,7 @@ export class ScriptBatcher {
         at += q.op.replyItems;
       }
     }, (err: unknown) => {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = asError(err);
       for (const q of batch) q.reject(error);
     });
   }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { asError } from '../../errors/as-error.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import {
   MeteringUnavailableError, type DurableQueue, type EventPublisher, type MeterStatus, type RecordOutcome, type UsageMeter,
@@ -117,7 +118,7 @@ export class DurableMeter<P> implements UsageMeter {
     try {
       made = options.alone === true || !this.batching() ? this.recordDurably([event]) : this.join(event);
     } catch (err) {
-      made = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      made = Promise.reject(asError(err));
     }
     return made.then(this.recorded, this.refused);
   }
@@ -173,7 +174,7 @@ export class DurableMeter<P> implements UsageMeter {
 
   private send(batch: OpenBatch): void {
     this.recordDurably(batch.events).then((outcome) => batch.settle(outcome), (err: unknown) => {
-      batch.settle(err instanceof Error ? err : new Error(String(err)));
+      batch.settle(asError(err));
     });
   }
 

@@ -11,6 +11,7 @@ import { connectNats } from '../../adapters/nats/connection.js';
 import { createKeyStore } from '../../adapters/nats/key-store-factory.js';
 import { ensureStreams } from '../../adapters/nats/streams.js';
 import { loadConfig } from '../../config/load.js';
+import { asError } from '../../errors/as-error.js';
 import { Balancer, type BackendEvent } from './balancer.js';
 import { ControlServer } from './control.js';
 import { NatsFaultProxies, type NatsFaultControl, type NatsProxyState } from './faults.js';
@@ -672,7 +673,7 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
       this.save();
       return Promise.resolve(states);
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 
@@ -681,7 +682,7 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     try {
       return Promise.resolve(this.otelSink.state());
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 
@@ -692,7 +693,7 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
       this.log('warn', `OpenTelemetry collector fault: ${setting.mode}${setting.mode === 'latency' ? ` ${setting.latencyMs ?? 0} ms` : ''}`);
       return Promise.resolve(state);
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return Promise.reject(asError(err));
     }
   }
 
