@@ -60,6 +60,24 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Errors that mean the request never reached the backend's application: always safe to retry. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
 
+/**
+ * What a failed upstream request means: whether the instance is gone (or going), and whether the
+ * request may be sent to another instance without risking it running twice.
+ */
+export function upstreamFailure(err: Pick<NodeJS.ErrnoException, 'code' | 'syscall'>, method: string, hasIdempotencyKey: boolean): { readonly instanceGone: boolean; readonly retry: boolean } {
+  const code = err.code ?? '';
+  const refused = CONNECT_ERRORS.has(code);
+  const reset = code === 'ECONNRESET' || code === 'EPIPE';
+  // The peer's kernel answered with a RST while connecting (no connection, nothing sent: the
+  // instance died with the connection in its accept queue) or when a read or write failed (the
+  // socket was closed with our request still unread in it, or was already gone). Either way the
+  // application never read the request, so any method may be retried. A FIN without an answer
+  // ("socket hang up", no syscall) means it may have read and processed it.
+  const unread = reset && (err.syscall === 'connect' || err.syscall === 'read' || err.syscall === 'write');
+  const replayable = IDEMPOTENT.has(method) || hasIdempotencyKey;
+  return { instanceGone: refused || reset, retry: refused || unread || (reset && replayable) };
+}
+
 class Backend {
   readonly host: string;
   readonly agent: Agent;
@@ -440,17 +458,10 @@ export class Balancer {
       }
       backend.errors++;
       const code = err.code ?? '';
-      const refused = CONNECT_ERRORS.has(code);
-      const reset = code === 'ECONNRESET' || code === 'EPIPE';
-      // The peer's kernel answered with a RST (a read or write failed, rather than the connection
-      // ending): the socket was closed with our request still unread in it, or was already gone.
-      // Either way the application never read the request, so any method may be retried. A FIN
-      // without an answer ("socket hang up") means it may have read and processed it.
-      const unread = reset && (err.syscall === 'read' || err.syscall === 'write');
+      const verdict = upstreamFailure(err, req.method ?? 'GET', req.headers['idempotency-key'] !== undefined);
       // A refused or reset connection means the instance is gone (or going): no more requests until a probe says otherwise.
-      if (refused || reset) this.setReady(backend, false, `connection failed: ${err.message}`);
-      const replayable = IDEMPOTENT.has(req.method ?? 'GET') || req.headers['idempotency-key'] !== undefined;
-      if (refused || unread || (reset && replayable)) {
+      if (verdict.instanceGone) this.setReady(backend, false, `connection failed: ${err.message}`);
+      if (verdict.retry) {
         this.totals.retries++;
         this.forward(req, res, body, tried);
         return;

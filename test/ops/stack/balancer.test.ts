@@ -3,7 +3,7 @@ import { Agent, createServer, request, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Balancer } from '../../../src/ops/stack/balancer.js';
+import { Balancer, upstreamFailure } from '../../../src/ops/stack/balancer.js';
 
 /** A stand-in API instance: /ready answers per `readiness`, everything else names the instance. */
 interface FakeBackend {
@@ -216,4 +216,23 @@ describe('stack load balancer', () => {
       assert.deepEqual(new Set(replies.map((r) => r.backend)), new Set(['b2']));
     });
   });
+});
+
+void test('a failed upstream request is retried elsewhere only when the instance cannot have run it, or running it twice is safe', () => {
+  const verdict = (code: string, syscall: string | undefined, method = 'POST', key = false): string => {
+    const v = upstreamFailure({ code, syscall }, method, key);
+    return `${v.instanceGone ? 'gone' : 'up'} ${v.retry ? 'retry' : 'fail'}`;
+  };
+  // Nothing reached the application: any method goes to another instance.
+  assert.equal(verdict('ECONNREFUSED', 'connect'), 'gone retry');
+  assert.equal(verdict('ECONNRESET', 'connect'), 'gone retry', 'reset while connecting (the instance died with the connection queued)');
+  assert.equal(verdict('ECONNRESET', 'read'), 'gone retry');
+  assert.equal(verdict('EPIPE', 'write'), 'gone retry');
+  // "socket hang up": the instance may have processed it; only replayable requests are sent again.
+  assert.equal(verdict('ECONNRESET', undefined), 'gone fail');
+  assert.equal(verdict('ECONNRESET', undefined, 'GET'), 'gone retry');
+  assert.equal(verdict('ECONNRESET', undefined, 'POST', true), 'gone retry');
+  // A slow answer says nothing about whether it ran, nor that the instance is gone.
+  assert.equal(verdict('ETIMEDOUT_UPSTREAM', undefined), 'up fail');
+  assert.equal(verdict('ETIMEDOUT_UPSTREAM', undefined, 'GET'), 'up fail');
 });
