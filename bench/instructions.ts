@@ -118,6 +118,9 @@ async function main(): Promise<number> {
       // Names V8's generated code (callgrind sees only addresses); Node writes /tmp/perf-<pid>.map.
       serverNodeFlags: ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'],
       startTimeoutMs: 300_000,
+      // callgrind runs a server tens of times slower: at the default 250 ms a Redis call timed out
+      // and the unmetered API counted the memory fallback's instructions instead (2026-12-02).
+      apiEnv: { REDIS_COMMAND_TIMEOUT_MS: '10000', PUBLISH_TIMEOUT_MS: '10000' },
     });
     for (const server of SERVER_NAMES) {
       const pid = stack.pids[server];
@@ -148,6 +151,9 @@ async function main(): Promise<number> {
       const loadMs = performance.now() - started;
       await control(pid, '-d');
       await control(pid, '-i', 'off');
+      // A fallback during the count would measure the fallback's code, not the service's.
+      const problems = await stack.dependencyCheck();
+      if (problems.length > 0) throw new Error(`${target.name}: the count is not of the real path: ${problems.join('; ')}`);
       await Promise.all([waitForFile(loadFile), waitForFile(idleFile)]);
       const idleScale = loadMs / idleMs;
       const perfMap = parsePerfMap(readFileSync(`/tmp/perf-${pid}.map`, 'utf8'));

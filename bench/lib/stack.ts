@@ -8,6 +8,7 @@ import { ManagedProcess, waitUntil } from '../../src/adapters/local/managed-proc
 import { LocalNatsServer } from '../../src/adapters/local/nats-server.js';
 import { freePort } from '../../src/adapters/local/ports.js';
 import { LocalRedisServer } from '../../src/adapters/local/redis-server.js';
+import { modeSwitches } from './mode-switches.js';
 
 const execFileP = promisify(execFile);
 
@@ -43,6 +44,8 @@ export interface StackOptions {
   readonly serverNodeFlags?: readonly string[];
   /** How long a server may take to answer after it starts (default 30 s; a wrapped server is slower). */
   readonly startTimeoutMs?: number;
+  /** Environment for both APIs on top of the bench's (a wrapped, slowed server needs longer dependency timeouts). */
+  readonly apiEnv?: Readonly<NodeJS.ProcessEnv>;
 }
 
 export interface Stack {
@@ -55,7 +58,11 @@ export interface Stack {
   readonly ioFloorUrl: string;
   readonly apiKey: string;
   readonly pids: Readonly<Record<ServerName | 'nats' | 'redis', number | undefined>>;
-  /** Whether the API still uses real Redis and NATS (no fallback to memory) and its processes live. */
+  /**
+   * Whether both APIs (metered and unmetered) still use real Redis and NATS and every process lives:
+   * their current modes, and any switch to a fallback and back since the last check
+   * (kgents_dependency_mode_switches_total), which a check of the modes alone would miss.
+   */
   dependencyCheck(): Promise<string[]>;
   /** Stops the API and the bare server (SIGTERM: profiled processes write their .cpuprofile on exit). */
   stopServers(): Promise<void>;
@@ -91,6 +98,32 @@ async function httpOk(url: string): Promise<boolean> {
 interface SaasHealth {
   status?: string;
   components?: Record<string, { status?: string; mode?: string }>;
+}
+
+/**
+ * An API's problems for the bench: a dependency not in its real mode now, or switched to its
+ * fallback and back since the last call (`seen`: the switch counts already reported, by API and switch).
+ */
+async function apiDependencyProblems(name: string, url: string, seen: Map<string, number>): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    const res = await fetch(`${url}/health/saas`, { signal: AbortSignal.timeout(10_000) });
+    const body = (await res.json()) as SaasHealth;
+    const redisState = body.components?.redis;
+    const natsState = body.components?.nats;
+    if (redisState?.mode !== 'redis') problems.push(`${name} fell back from Redis to memory (redis: ${JSON.stringify(redisState)})`);
+    if (natsState?.status !== 'ok') problems.push(`${name}'s NATS connection is not ok (nats: ${JSON.stringify(natsState)})`);
+    const metrics = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    for (const [change, count] of modeSwitches(await metrics.text())) {
+      const key = `${name}: ${change}`;
+      const before = seen.get(key) ?? 0;
+      if (count > before) problems.push(`${name} switched ${change} ${count - before} time(s) since the last check (a dependency was slow or down for part of the run)`);
+      seen.set(key, count);
+    }
+  } catch (err) {
+    problems.push(`${name}: /health/saas or /metrics failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return problems;
 }
 
 /**
@@ -131,6 +164,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       TOKEN_QUOTAS: BENCH_TOKEN_QUOTAS,
       SHUTDOWN_DELAY_MS: '0',
       INSTANCE_ID: 'bench',
+      ...options.apiEnv,
     };
 
     const { stdout } = await execFileP(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', '--tier', 'enterprise', '--scopes', 'read,write', '--json'], { env: baseEnv });
@@ -208,6 +242,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const ioFloorUrl = `http://127.0.0.1:${ioFloorPort}`;
     await waitUntil('I/O floor server', () => httpOk(`${ioFloorUrl}/`), startTimeoutMs, ioFloor);
 
+    // Counted from here: a switch while an API was starting (connecting to Redis) is not the run's.
+    const switchesSeen = new Map<string, number>();
+    await Promise.all([apiDependencyProblems('API', apiUrl, switchesSeen), apiDependencyProblems('API without metering', apiNoMeterUrl, switchesSeen)]);
     const pids = { 'api': api.pid, 'api-nometer': noMeter.pid, 'bare': bare.pid, 'io-floor': ioFloor.pid, 'nats': nats.pid, 'redis': await redisPid(redis.port) };
 
     return {
@@ -217,16 +254,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         for (const [name, running] of [['api', api.running], ['api-nometer', noMeter.running], ['bare', bare.running], ['io-floor', ioFloor.running], ['nats-server', nats.running], ['redis-server', redis.running]] as const) {
           if (!running) problems.push(`${name} is not running`);
         }
-        if (!api.running) return problems;
-        try {
-          const res = await fetch(`${apiUrl}/health/saas`, { signal: AbortSignal.timeout(2000) });
-          const body = (await res.json()) as SaasHealth;
-          const redisState = body.components?.redis;
-          const natsState = body.components?.nats;
-          if (redisState?.mode !== 'redis') problems.push(`API fell back from Redis to memory (redis: ${JSON.stringify(redisState)})`);
-          if (natsState?.status !== 'ok') problems.push(`API's NATS connection is not ok (nats: ${JSON.stringify(natsState)})`);
-        } catch (err) {
-          problems.push(`/health/saas failed: ${err instanceof Error ? err.message : String(err)}`);
+        for (const [name, url, running] of [['API', apiUrl, api.running], ['API without metering', apiNoMeterUrl, noMeter.running]] as const) {
+          if (running) problems.push(...(await apiDependencyProblems(name, url, switchesSeen)));
         }
         return problems;
       },

@@ -58,6 +58,13 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  readonly dependencyModeSwitches = new Counter({
+    name: 'kgents_dependency_mode_switches_total',
+    help: 'Switches of a dependency between its backend and its fallback (redis <-> memory, jetstream <-> fallback), by the mode entered. A fallback shorter than a scrape interval shows here, not in kgents_dependency_mode.',
+    labelNames: ['component', 'to'] as const,
+    registers: [this.registry],
+  });
+
   readonly dependencyUp = new Gauge({
     name: 'kgents_dependency_up',
     help: '1 when the dependency is reachable and working, 0 when down or not configured.',
@@ -123,6 +130,8 @@ export class ApiMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+
+  private readonly activeModes = new Map<string, string>();
 
   constructor(version: string, instance: string) {
     this.registry.setDefaultLabels({ instance });
@@ -227,7 +236,11 @@ export class ApiMetrics {
     cell.inc();
   }
 
+  /** The active mode of a dependency; a change from the last one set is counted as a switch. */
   setMode(component: string, active: string, all: readonly string[]): void {
+    const previous = this.activeModes.get(component);
+    this.activeModes.set(component, active);
+    if (previous !== undefined && previous !== active) this.dependencyModeSwitches.inc({ component, to: active });
     for (const mode of all) this.dependencyMode.set({ component, mode }, mode === active ? 1 : 0);
   }
 }

@@ -117,6 +117,9 @@ describe('the service on real nats-server and redis-server', () => {
     assert.equal((await resolve(a, key)).statusCode, 200);
     const metrics = (await a.app.inject('/metrics')).body;
     assert.match(metrics, /kgents_dependency_mode\{[^}]*component="redis"[^}]*mode="redis"[^}]*\} 1/);
+    // The outage stays visible after it ended: one switch each way.
+    assert.match(metrics, /kgents_dependency_mode_switches_total\{[^}]*component="redis"[^}]*to="memory"[^}]*\} 1\n/);
+    assert.match(metrics, /kgents_dependency_mode_switches_total\{[^}]*component="redis"[^}]*to="redis"[^}]*\} 1\n/);
   });
 });
 
