@@ -136,6 +136,8 @@ export interface CircuitResult {
   readonly instance: string;
   /** Transitions during the soak, by target state. */
   readonly transitions: Readonly<Record<string, number>>;
+  /** Switches of a dependency to its fallback or back during the soak, by `<component> to <mode>`. */
+  readonly mode_switches: Readonly<Record<string, number>>;
   readonly state_at_end: number | null;
   readonly fallback_depth_max: number | null;
   readonly fallback_depth_end: number | null;
@@ -318,25 +320,12 @@ export function analyseSoak(input: AnalysisInput): SoakAnalysis {
     : memory.some((m) => m.verdict === 'FAIL') ? 'FAIL' : memory.some((m) => m.verdict === 'INCONCLUSIVE') ? 'INCONCLUSIVE' : 'PASS';
 
   const circuits: CircuitResult[] = [...instances.entries()].map(([name, { samples }]) => {
-    // Counter deltas, tolerating restarts (a counter that goes down starts again from 0).
-    const transitions: Record<string, number> = {};
-    const last: Record<string, number> = {};
-    let seen = false;
-    for (const s of samples) {
-      for (const [to, v] of Object.entries(s.transitions)) {
-        // A labelled counter appears in /metrics only at its first increment: a `to` missing from
-        // earlier samples of this instance was 0 then, so its whole value happened during the soak.
-        const prev = last[to] ?? (seen ? 0 : undefined);
-        if (prev !== undefined) transitions[to] = (transitions[to] ?? 0) + (v >= prev ? v - prev : v);
-        else transitions[to] ??= 0;
-        last[to] = v;
-      }
-      seen = true;
-    }
+    const transitions = counterDeltas(samples.map((s) => s.transitions));
+    const modeSwitches = counterDeltas(samples.map((s) => s.modeSwitches));
     const depths = samples.map((s) => s.fallbackQueueDepth).filter((v): v is number => v !== undefined);
     const end = samples[samples.length - 1];
     return {
-      instance: name, transitions, state_at_end: end?.circuitState ?? null,
+      instance: name, transitions, mode_switches: modeSwitches, state_at_end: end?.circuitState ?? null,
       fallback_depth_max: depths.length ? Math.max(...depths) : null, fallback_depth_end: end?.fallbackQueueDepth ?? null, samples: samples.length,
     };
   });
@@ -360,4 +349,26 @@ export function analyseSoak(input: AnalysisInput): SoakAnalysis {
       worst_window_index: worst?.index ?? null,
     },
   };
+}
+
+/**
+ * What labelled counters added during the soak, from one instance's samples in order, tolerating
+ * restarts (a counter that goes down starts again from 0). A labelled counter appears in /metrics
+ * only at its first increment: one missing from earlier samples was 0 then, so its whole value
+ * happened during the soak; one already there at the first sample counts only what came after.
+ */
+export function counterDeltas(samples: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const deltas: Record<string, number> = {};
+  const last: Record<string, number> = {};
+  let seen = false;
+  for (const counters of samples) {
+    for (const [key, v] of Object.entries(counters)) {
+      const prev = last[key] ?? (seen ? 0 : undefined);
+      if (prev !== undefined) deltas[key] = (deltas[key] ?? 0) + (v >= prev ? v - prev : v);
+      else deltas[key] ??= 0;
+      last[key] = v;
+    }
+    seen = true;
+  }
+  return deltas;
 }

@@ -101,11 +101,11 @@ export function soakMarkdown(s: SoakSummary): string {
   else lines.push('| Scenario | Code | Count |', '|---|---|---:|', ...errors, '');
   if (s.load.thresholds.length > 0) lines.push('| Threshold | Observed | Result |', '|---|---:|---|', ...thresholdRows(s.load.thresholds), '');
   lines.push(
-    '## Circuit breaker and fallback queue',
+    '## Circuit breaker, fallback queue and dependency switches',
     '',
-    '| Instance | Transitions during the soak | State at the end | Fallback queue max | at the end |',
-    '|---|---|---|---:|---:|',
-    ...a.circuits.map((c) => `| ${cell(c.instance)} | ${Object.entries(c.transitions).map(([to, n]) => `to ${to}: ${n}`).join(', ') || 'none'} | ${c.state_at_end === null ? '–' : ['closed', 'half-open', 'open'][c.state_at_end] ?? String(c.state_at_end)} | ${c.fallback_depth_max ?? '–'} | ${c.fallback_depth_end ?? '–'} |`),
+    '| Instance | Transitions during the soak | State at the end | Fallback queue max | at the end | Dependency switches during the soak |',
+    '|---|---|---|---:|---:|---|',
+    ...a.circuits.map((c) => `| ${cell(c.instance)} | ${Object.entries(c.transitions).map(([to, n]) => `to ${to}: ${n}`).join(', ') || 'none'} | ${c.state_at_end === null ? '–' : ['closed', 'half-open', 'open'][c.state_at_end] ?? String(c.state_at_end)} | ${c.fallback_depth_max ?? '–'} | ${c.fallback_depth_end ?? '–'} | ${cell(Object.entries(c.mode_switches).filter(([, n]) => n > 0).map(([change, n]) => `${change}: ${n}`).join(', ') || 'none')} |`),
     '',
     '## Windows',
     '',

@@ -17,6 +17,8 @@ export interface InstanceSample {
   readonly circuitState: number | undefined;
   /** kgents_circuit_transitions_total by `to`. */
   readonly transitions: Readonly<Record<string, number>>;
+  /** kgents_dependency_mode_switches_total by `<component> to <mode>` (e.g. `redis to memory`). */
+  readonly modeSwitches: Readonly<Record<string, number>>;
   readonly fallbackQueueDepth: number | undefined;
   /** Full (mark-compact) collections so far: kgents_nodejs_gc_duration_seconds_count{kind="major"}. */
   readonly majorGcs: number | undefined;
@@ -33,6 +35,7 @@ export const METRIC = {
   heapUsed: 'kgents_nodejs_heap_size_used_bytes',
   circuitState: 'kgents_circuit_state',
   transitions: 'kgents_circuit_transitions_total',
+  modeSwitches: 'kgents_dependency_mode_switches_total',
   fallbackDepth: 'kgents_fallback_queue_depth',
   gcCount: 'kgents_nodejs_gc_duration_seconds_count',
   heapSpaceUsed: 'kgents_nodejs_heap_space_size_used_bytes',
@@ -62,14 +65,18 @@ export function extractSamples(url: string, at: number, samples: readonly Metric
   for (const [instance, list] of byInstance) {
     const one = (name: string): number | undefined => list.find((s) => s.name === name)?.value;
     const transitions: Record<string, number> = {};
-    for (const s of list) if (s.name === METRIC.transitions) transitions[s.labels.to ?? 'unknown'] = s.value;
+    const modeSwitches: Record<string, number> = {};
+    for (const s of list) {
+      if (s.name === METRIC.transitions) transitions[s.labels.to ?? 'unknown'] = s.value;
+      else if (s.name === METRIC.modeSwitches) modeSwitches[`${s.labels.component ?? 'unknown'} to ${s.labels.to ?? 'unknown'}`] = s.value;
+    }
     const major = list.filter((s) => s.name === METRIC.gcCount && s.labels.kind === 'major');
     const young = list.filter((s) => s.name === METRIC.heapSpaceUsed && (s.labels.space === 'new' || s.labels.space === 'new_large_object'));
     const rss = one(METRIC.rss);
     const heap = one(METRIC.heapUsed);
     if (rss === undefined && heap === undefined) continue;
     out.push({
-      at, url, instance, rssBytes: rss, heapUsedBytes: heap, youngBytes: young.length > 0 ? young.reduce((a, s) => a + s.value, 0) : undefined, circuitState: one(METRIC.circuitState), transitions,
+      at, url, instance, rssBytes: rss, heapUsedBytes: heap, youngBytes: young.length > 0 ? young.reduce((a, s) => a + s.value, 0) : undefined, circuitState: one(METRIC.circuitState), transitions, modeSwitches,
       fallbackQueueDepth: one(METRIC.fallbackDepth), majorGcs: major.length > 0 ? major.reduce((a, s) => a + s.value, 0) : undefined,
     });
   }

@@ -6,7 +6,7 @@ import { extractSamples, type InstanceSample } from '../../../src/ops/soak/sampl
 
 // The API's /metrics as prom-client writes it (default labels last, as in src/observability/metrics.ts):
 // the transitions counter has no line at all until the breaker first moves.
-function scrape(at: number, circuit: { state: number; open?: number; half?: number; closed?: number; depth: number }): InstanceSample[] {
+function scrape(at: number, circuit: { state: number; open?: number; half?: number; closed?: number; depth: number; redisOut?: number; redisBack?: number }): InstanceSample[] {
   const lines = [
     'kgents_process_resident_memory_bytes{instance="api-1"} 108240896',
     'kgents_nodejs_heap_size_used_bytes{instance="api-1"} 22641776',
@@ -17,6 +17,8 @@ function scrape(at: number, circuit: { state: number; open?: number; half?: numb
     ...(circuit.half === undefined ? [] : [`kgents_circuit_transitions_total{to="half_open",instance="api-1"} ${circuit.half}`]),
     ...(circuit.closed === undefined ? [] : [`kgents_circuit_transitions_total{to="closed",instance="api-1"} ${circuit.closed}`]),
     `kgents_fallback_queue_depth{instance="api-1"} ${circuit.depth}`,
+    ...(circuit.redisOut === undefined ? [] : [`kgents_dependency_mode_switches_total{component="redis",to="memory",instance="api-1"} ${circuit.redisOut}`]),
+    ...(circuit.redisBack === undefined ? [] : [`kgents_dependency_mode_switches_total{component="redis",to="redis",instance="api-1"} ${circuit.redisBack}`]),
   ];
   return extractSamples('http://127.0.0.1:1', at, parsePrometheus(lines.join('\n')));
 }
@@ -49,5 +51,20 @@ describe('soak: circuit breaker and fallback queue from /metrics', () => {
     ];
     const analysis = analyseSoak({ startAt: start, ranMs: 3000, windowMs: 1000, warmupMs: 1000, maxGrowthPct: 10, load: new Map(), samples });
     assert.deepEqual(analysis.circuits[0]?.transitions, { open: 1, closed: 0 });
+  });
+
+  test('Redis switching to memory and back during the soak is counted, across a restart of the instance', () => {
+    const start = 1_000_000;
+    const samples = [
+      ...scrape(start + 1000, { state: 0, depth: 0, redisOut: 1, redisBack: 1 }),
+      ...scrape(start + 2000, { state: 0, depth: 0, redisOut: 2, redisBack: 1 }),
+      ...scrape(start + 3000, { state: 0, depth: 0, redisOut: 2, redisBack: 2 }),
+      // the instance restarted: its counters start again from 0
+      ...scrape(start + 4000, { state: 0, depth: 0, redisOut: 1 }),
+    ];
+    assert.deepEqual(samples[0]?.modeSwitches, { 'redis to memory': 1, 'redis to redis': 1 });
+    const analysis = analyseSoak({ startAt: start, ranMs: 5000, windowMs: 1000, warmupMs: 1000, maxGrowthPct: 10, load: new Map(), samples });
+    assert.deepEqual(analysis.circuits[0]?.mode_switches, { 'redis to memory': 2, 'redis to redis': 1 });
+    assert.deepEqual(analysis.circuits[0]?.transitions, {});
   });
 });
