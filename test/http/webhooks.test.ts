@@ -368,11 +368,13 @@ describe('POST /webhooks/stripe on two instances sharing one nats-server', () =>
 
   test('the young event is applied by Stripe\'s retry once its checkout has linked the customer', async () => {
     await a.services.keys.putTenant(makeTenant('slow'));
-    const sub = subscriptionEvent('customer.subscription.created', { customer: 'cus_SLOW', status: 'active', price: 'price_ent_yearly' });
+    // The session completes a second after its subscription was created, as in Stripe.
+    const t0 = nowS();
+    const sub = subscriptionEvent('customer.subscription.created', { customer: 'cus_SLOW', status: 'active', price: 'price_ent_yearly' }, { created: t0 });
     assert.equal((await deliver(a, signed(sub))).statusCode, 503);
-    assert.equal((await deliver(b, signed(checkoutCompleted({ tenant: 'slow', customer: 'cus_SLOW' })))).statusCode, 200);
+    assert.equal((await deliver(b, signed(checkoutCompleted({ tenant: 'slow', customer: 'cus_SLOW' }, { created: t0 + 1 })))).statusCode, 200);
     assert.equal(body(await deliver(a, signed(sub))).outcome, 'applied');
-    assert.equal((await tenant('slow'))?.tier, 'enterprise');
+    assert.deepEqual([(await tenant('slow'))?.tier, (await tenant('slow'))?.subscription_status], ['enterprise', 'active']);
   });
 
   test('an event claimed by an instance that crashed is taken over once the claim is older than the lease', async () => {

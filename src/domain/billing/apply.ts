@@ -26,7 +26,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * Ordering: Stripe does not deliver in order. The tenant keeps `stripe_event_at`, the `created` of
  * the newest event it reflects; an event created earlier is `stale` and leaves plan and status
  * alone. Events created in the same second apply in arrival order. Linking a checkout's customer
- * is not subject to ordering (it is a fact, not a state).
+ * is not subject to ordering (it is a fact, not a state), and a checkout does not move the mark
+ * (see the end of applyChange).
  *
  * Subscription identity: the tenant follows `stripe_subscription_id`, the subscription that last
  * gave it service. An event that would end service (or an invoice event) for a different
@@ -78,8 +79,12 @@ export function applyChange(tenant: Tenant, change: BillingChange, now: Date): A
       break;
   }
   // Even an event that changes nothing visible moves the ordering mark, so an older one that
-  // arrives later (say, a payment failure before this payment) cannot undo it.
-  next.stripe_event_at = Math.max(tenant.stripe_event_at ?? 0, change.created);
+  // arrives later (say, a payment failure before this payment) cannot undo it. A checkout does
+  // not: Stripe creates the subscription (and its event) before the session completes, so the
+  // subscription's own event is usually the older one, and it is that event, retried once the
+  // checkout has linked the customer, that carries the plan's status; the mark orders the
+  // subscription's states, of which a checkout holds none.
+  if (rule.kind !== 'checkout') next.stripe_event_at = Math.max(tenant.stripe_event_at ?? 0, change.created);
   return result('applied');
 }
 

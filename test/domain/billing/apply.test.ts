@@ -50,6 +50,27 @@ describe('applying a billing change to a tenant', () => {
     assert.equal(r.tenant.tier, 'free');
   });
 
+  test('a subscription event created before its checkout still applies when its retry arrives after the checkout', () => {
+    // Stripe's order: the subscription (created 1000) exists before the session completes (1001);
+    // its event was deferred while the customer was unlinked, and Stripe retries it later.
+    const checkout = applyChange(makeTenant('acme'), change({ kind: 'checkout', tier: 'enterprise' }, { type: 'checkout.session.completed', created: 1001, linkCustomer: true, customerId: 'cus_A' }), now);
+    assert.equal(checkout.outcome, 'applied');
+    assert.equal(checkout.tenant.stripe_event_at, undefined);
+    const sub = applyChange(checkout.tenant, change(active('enterprise'), { type: 'customer.subscription.created', created: 1000 }), now);
+    assert.equal(sub.outcome, 'applied');
+    assert.equal(sub.tenant.subscription_status, 'active');
+    assert.equal(sub.tenant.tier, 'enterprise');
+    assert.equal(sub.tenant.stripe_event_at, 1000);
+  });
+
+  test('a checkout older than the newest subscription state it would override is stale', () => {
+    const tenant = makeTenant('acme', { tier: 'pro', subscription_status: 'active', stripe_event_at: 2000, stripe_subscription_id: 'sub_1' });
+    const r = applyChange(tenant, change({ kind: 'checkout', tier: 'enterprise' }, { created: 1999, subscriptionId: 'sub_2' }), now);
+    assert.equal(r.outcome, 'stale');
+    assert.equal(r.tenant.tier, 'pro');
+    assert.equal(r.tenant.stripe_subscription_id, 'sub_1');
+  });
+
   test('canceling a subscription the tenant no longer follows is skipped', () => {
     const tenant = makeTenant('acme', { tier: 'pro', subscription_status: 'active', stripe_subscription_id: 'sub_NEW' });
     const r = applyChange(tenant, change({ kind: 'subscription', status: 'canceled', tier: 'free', tierSource: 'ended' }, { subscriptionId: 'sub_OLD' }), now);
