@@ -98,10 +98,11 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     }
 
     if (nats) {
+      const notReady = { onRetry: (err: unknown) => log.warn({ component: 'nats', err }, 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying') };
       const jsm = await jetstreamManager(nats.nc);
       const streams = await ensureStreams(jsm, {
         replicas: config.NATS_REPLICAS, usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S, usageRetentionDays: config.USAGE_RETENTION_DAYS,
-      });
+      }, notReady);
       log.info({ streams: streams.map((r) => `${r.name}:${r.action}`) }, 'JetStream streams ready');
     }
 

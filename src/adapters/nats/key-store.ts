@@ -3,6 +3,7 @@ import { JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { ApiKeyRecord, KeyStore, Tenant } from '../../domain/tenancy/types.js';
 import type { NatsConnection } from './connection.js';
+import { retryTransient } from './transient.js';
 import {
   assertValidKeyRecord, assertValidTenant, byCreatedThen, KEY_PREFIX_PATTERN, parseKeyRecord, parseTenant,
   stderrLogger, TENANT_ID_PATTERN, type StoreLogger,
@@ -118,7 +119,9 @@ class BucketView<T> {
 
   async open(replicas: number, history: number): Promise<void> {
     const kvm = new Kvm(this.connection.nc);
-    const kv = await kvm.create(this.bucket, { replicas, history, storage: StorageType.File });
+    const kv = await retryTransient(() => kvm.create(this.bucket, { replicas, history, storage: StorageType.File }), {
+      onRetry: (err) => this.logger.warn({ bucket: this.bucket, err }, 'JetStream cannot create or open the KV bucket yet; retrying'),
+    });
     const status = await kv.status();
     if (status.replicas !== replicas) {
       this.logger.warn({ bucket: this.bucket, replicas: status.replicas, configured: replicas },

@@ -1,4 +1,5 @@
 import { type JetStreamManager, type StreamConfig, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { retryTransient, type RetryOptions } from './transient.js';
 
 export const USAGE_STREAM = 'USAGE';
 export const EVENTS_STREAM = 'EVENTS';
@@ -61,31 +62,31 @@ export interface EnsureResult {
 }
 
 /** Creates each stream, or updates the settings that may change in place. Safe to run on every start. */
-export async function ensureStreams(jsm: JetStreamManager, opts: StreamOptions): Promise<EnsureResult[]> {
+export async function ensureStreams(jsm: JetStreamManager, opts: StreamOptions, retry: RetryOptions = {}): Promise<EnsureResult[]> {
   const results: EnsureResult[] = [];
-  for (const wanted of streamConfigs(opts)) {
-    const name = wanted.name;
-    let existing: StreamConfig | undefined;
-    try {
-      existing = (await jsm.streams.info(name)).config;
-    } catch (err) {
-      if (!/stream not found/i.test(String(err))) throw err;
-    }
-    if (!existing) {
-      await jsm.streams.add(wanted);
-      results.push({ name, action: 'created' });
-      continue;
-    }
-    const changed = (['subjects', 'max_age', 'duplicate_window', 'num_replicas', 'description', 'discard', 'allow_direct'] as const)
-      .some((k) => wanted[k] !== undefined && JSON.stringify(wanted[k]) !== JSON.stringify(existing[k]));
-    if (changed) {
-      await jsm.streams.update(name, { ...existing, ...wanted });
-      results.push({ name, action: 'updated' });
-    } else {
-      results.push({ name, action: 'unchanged' });
-    }
-  }
+  for (const wanted of streamConfigs(opts)) results.push(await retryTransient(() => ensureStream(jsm, wanted), retry));
   return results;
+}
+
+async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig> & { name: string }): Promise<EnsureResult> {
+  const name = wanted.name;
+  let existing: StreamConfig | undefined;
+  try {
+    existing = (await jsm.streams.info(name)).config;
+  } catch (err) {
+    if (!/stream not found/i.test(String(err))) throw err;
+  }
+  if (!existing) {
+    await jsm.streams.add(wanted);
+    return { name, action: 'created' };
+  }
+  const changed = (['subjects', 'max_age', 'duplicate_window', 'num_replicas', 'description', 'discard', 'allow_direct'] as const)
+    .some((k) => wanted[k] !== undefined && JSON.stringify(wanted[k]) !== JSON.stringify(existing[k]));
+  if (changed) {
+    await jsm.streams.update(name, { ...existing, ...wanted });
+    return { name, action: 'updated' };
+  }
+  return { name, action: 'unchanged' };
 }
 
 /** Subject of one usage event: usage.<tenant>.<type> (type may contain dots, e.g. agentese.invoke). */

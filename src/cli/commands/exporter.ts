@@ -69,12 +69,13 @@ export async function runExporterService(config: Config, options: ExporterServic
   const nats = await connectNats(urls, { name: `kgents-exporter ${config.INSTANCE_ID}`, timeoutMs: config.NATS_CONNECT_TIMEOUT_MS });
   const log = options.log;
   try {
+    const notReady = { onRetry: (err: unknown) => log.warn({ component: 'exporter', err }, 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying') };
     const jsm = await jetstreamManager(nats.nc);
     const streams = await ensureStreams(jsm, {
       replicas: config.NATS_REPLICAS,
       usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S,
       usageRetentionDays: config.USAGE_RETENTION_DAYS,
-    });
+    }, notReady);
     log.info({ component: 'exporter', servers: urls.map(redactUrl), streams: streams.map((s) => `${s.name}:${s.action}`) }, 'connected to NATS; streams ready');
     if (config.OPENMETER_API_KEY === '') log.warn({ component: 'exporter' }, 'OPENMETER_API_KEY is empty: OpenMeter will likely answer 401 (events stay in USAGE until it accepts them)');
     const exporter = new UsageExporter({

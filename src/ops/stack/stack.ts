@@ -362,9 +362,10 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     const config = loadConfig(this.apiEnv('stack-init', 0, join(this.dir, 'api')));
     const conn = await connectNats(this.natsUrls, { name: 'kgents-stack', timeoutMs: 5000 });
     try {
+      const notReady = { onRetry: (err: unknown) => this.log('warn', 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying', { error: String(err) }) };
       const results = await ensureStreams(await jetstreamManager(conn.nc), {
         replicas: config.NATS_REPLICAS, usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S, usageRetentionDays: config.USAGE_RETENTION_DAYS,
-      });
+      }, notReady);
       const store = createKeyStore({ KEY_STORE: 'nats', DATA_DIR: config.DATA_DIR, NATS_REPLICAS: config.NATS_REPLICAS }, { natsConnection: conn });
       await store.start();
       await store.close();
