@@ -4,15 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const NO_SUITABLE_PEERS = 10005;
 
 /**
- * A request that timed out or found no responder, JetStream's 503 ("temporarily unavailable"), or
- * no peers to place replicas on: what a cluster that is forming, or has lost its quorum for a
- * moment, answers for a few seconds. A refusal of the request itself (a bad configuration, a name
- * in use) is not transient. A cluster too small for the replicas asked for answers "no suitable
- * peers" for good: it fails at the deadline with that error.
+ * A request that timed out, JetStream's 503 ("temporarily unavailable"), or no peers to place
+ * replicas on: what a cluster that is forming, or has lost its quorum for a moment, answers for a
+ * few seconds. A refusal of the request itself (a bad configuration, a name in use) is not
+ * transient, nor is a request nobody answers (a server without JetStream: better said at once). A
+ * cluster too small for the replicas asked for answers "no suitable peers" for good: it fails at
+ * the deadline with that error.
  */
 export function isTransientJetStreamError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === 'TimeoutError' || e.name === 'NoRespondersError') return true;
+    if (e.name === 'TimeoutError') return true;
     if ('status' in e && e.status === 503) return true;
     if ('code' in e && e.code === NO_SUITABLE_PEERS) return true;
   }

@@ -16,9 +16,10 @@ function named(name: string, message = name): Error {
 }
 
 void describe('JetStream administration while the cluster cannot answer yet', () => {
-  test('timeouts, missing responders, 503s and offline peers are transient, also as a cause; a refused request is not', () => {
+  test('timeouts, 503s and offline peers are transient, also as a cause; a refused or unanswered request is not', () => {
     assert.equal(isTransientJetStreamError(named('TimeoutError', 'timeout')), true);
-    assert.equal(isTransientJetStreamError(new Error('request failed', { cause: named('NoRespondersError') })), true);
+    assert.equal(isTransientJetStreamError(new Error('request failed', { cause: named('TimeoutError') })), true);
+    assert.equal(isTransientJetStreamError(new Error('request failed', { cause: named('NoRespondersError') })), false);
     assert.equal(isTransientJetStreamError(new JetStreamApiError({ code: 503, err_code: 10008, description: 'JetStream system temporarily unavailable' })), true);
     assert.equal(isTransientJetStreamError(new JetStreamApiError({ code: 500, err_code: 10005, description: 'no suitable peers for placement, peer offline' })), true);
     assert.equal(isTransientJetStreamError(new JetStreamApiError({ code: 400, err_code: 10058, description: 'stream name already in use with a different configuration' })), false);
