@@ -85,7 +85,7 @@ export const CONFIG_VARS = {
   IDEMPOTENCY_TTL_S: { schema: intFrom(60, 7 * 86400), default: '86400', doc: 'How long a response kept for an Idempotency-Key can be replayed.' },
   BODY_LIMIT_BYTES: { schema: intFrom(1024, 10 * 1024 * 1024), default: '65536', doc: 'Largest accepted request body; larger gets 413.' },
   REDIS_COMMAND_TIMEOUT_MS: { schema: intFrom(10, 60_000), default: '250', doc: 'A Redis call slower than this counts as a failure and the request is served from memory.' },
-  NATS_CONNECT_TIMEOUT_MS: { schema: intFrom(100, 600_000), default: '15000', doc: 'How long start-up waits for NATS before exiting with an error (the orchestrator restarts it).' },
+  NATS_CONNECT_TIMEOUT_MS: { schema: intFrom(100, 600_000), default: '15000', doc: 'How long start-up waits for NATS (to connect, then for JetStream to create or check the streams) before exiting with an error (the orchestrator restarts it).' },
   NATS_REPLICAS: { schema: intFrom(1, 5), default: '1', doc: 'Replicas for JetStream streams and KV buckets (3 in a cluster).' },
   METERING_MODE: { schema: z.enum(['durable', 'async']), default: 'durable', doc: '`durable`: a billable request is answered only after its usage event is acknowledged by JetStream or fsynced to the fallback queue. `async`: answered first; an event buffered in memory can be lost if the process crashes.' },
   METERING_LINGER_MS: { schema: z.coerce.number().min(0).max(50), default: '1', doc: 'How long the first usage event appended to an idle fallback queue waits for others to share its write and fsync (group commit). JetStream publishes do not wait for it: the events recorded in one event-loop turn share a message (METERING_BATCH_EVENTS).' },

@@ -5,6 +5,7 @@ import { FallbackQueue, type QueuePosition } from '../adapters/disk/index.js';
 import { connectNats, NatsUnreachableError, redactUrl, type NatsConnection } from '../adapters/nats/connection.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureStreams } from '../adapters/nats/streams.js';
+import { JETSTREAM_NOT_READY } from '../adapters/nats/transient.js';
 import { JetStreamUsagePublisher } from '../adapters/nats/usage-publisher.js';
 import { StreamUsageQuery } from '../adapters/nats/usage-query.js';
 import { disabledExporterStatus, UsageExporter } from '../adapters/openmeter/exporter.js';
@@ -98,7 +99,12 @@ export async function startServices(config: Config, log: FastifyBaseLogger, metr
     }
 
     if (nats) {
-      const notReady = { onRetry: (err: unknown) => log.warn({ component: 'nats', err }, 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying') };
+      const notReady = {
+        deadlineMs: config.NATS_CONNECT_TIMEOUT_MS,
+        onRetry: (err: unknown, attempt: number) => {
+          if (attempt === 1) log.warn({ component: 'nats', err, wait_ms: config.NATS_CONNECT_TIMEOUT_MS }, JETSTREAM_NOT_READY);
+        },
+      };
       const jsm = await jetstreamManager(nats.nc);
       const streams = await ensureStreams(jsm, {
         replicas: config.NATS_REPLICAS, usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S, usageRetentionDays: config.USAGE_RETENTION_DAYS,

@@ -20,6 +20,9 @@ export function isTransientJetStreamError(err: unknown): boolean {
   return false;
 }
 
+/** What a start-up logs when JetStream cannot create or check its streams and buckets yet. */
+export const JETSTREAM_NOT_READY = 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying until the start-up deadline';
+
 export interface RetryOptions {
   /** How long a JetStream that cannot answer yet is waited for (default 30 s). */
   readonly deadlineMs?: number;
@@ -44,4 +47,3 @@ export async function retryTransient<T>(step: () => Promise<T>, options: RetryOp
     }
   }
 }
-

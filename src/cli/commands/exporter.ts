@@ -3,6 +3,7 @@ import { jetstreamManager, type ConsumerInfo, type JetStreamManager, type Stream
 import { pino, type Logger } from 'pino';
 import { connectNats, redactUrl, type NatsConnection } from '../../adapters/nats/connection.js';
 import { ensureStreams, USAGE_DLQ_STREAM, USAGE_STREAM } from '../../adapters/nats/streams.js';
+import { JETSTREAM_NOT_READY } from '../../adapters/nats/transient.js';
 import { ingestUrl } from '../../adapters/openmeter/client.js';
 import { DEFAULT_DURABLE, UsageExporter, type ExporterLogger, type UsageExporterOptions } from '../../adapters/openmeter/exporter.js';
 import { loadConfig, type Config } from '../../config/load.js';
@@ -69,7 +70,12 @@ export async function runExporterService(config: Config, options: ExporterServic
   const nats = await connectNats(urls, { name: `kgents-exporter ${config.INSTANCE_ID}`, timeoutMs: config.NATS_CONNECT_TIMEOUT_MS });
   const log = options.log;
   try {
-    const notReady = { onRetry: (err: unknown) => log.warn({ component: 'exporter', err }, 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying') };
+    const notReady = {
+      deadlineMs: config.NATS_CONNECT_TIMEOUT_MS,
+      onRetry: (err: unknown, attempt: number) => {
+        if (attempt === 1) log.warn({ component: 'exporter', err, wait_ms: config.NATS_CONNECT_TIMEOUT_MS }, JETSTREAM_NOT_READY);
+      },
+    };
     const jsm = await jetstreamManager(nats.nc);
     const streams = await ensureStreams(jsm, {
       replicas: config.NATS_REPLICAS,

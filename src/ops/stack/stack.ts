@@ -10,6 +10,7 @@ import { pingRedis } from '../../adapters/local/redis-server.js';
 import { connectNats } from '../../adapters/nats/connection.js';
 import { createKeyStore } from '../../adapters/nats/key-store-factory.js';
 import { ensureStreams } from '../../adapters/nats/streams.js';
+import { JETSTREAM_NOT_READY } from '../../adapters/nats/transient.js';
 import { loadConfig } from '../../config/load.js';
 import { asError } from '../../errors/as-error.js';
 import { Balancer, type BackendEvent } from './balancer.js';
@@ -362,7 +363,7 @@ export class Stack implements StackControl, NatsFaultControl, OtelFaultControl {
     const config = loadConfig(this.apiEnv('stack-init', 0, join(this.dir, 'api')));
     const conn = await connectNats(this.natsUrls, { name: 'kgents-stack', timeoutMs: 5000 });
     try {
-      const notReady = { onRetry: (err: unknown) => this.log('warn', 'JetStream cannot create or check the streams yet (cluster forming or without quorum); retrying', { error: String(err) }) };
+      const notReady = { onRetry: (err: unknown) => this.log('warn', JETSTREAM_NOT_READY, { error: String(err) }) };
       const results = await ensureStreams(await jetstreamManager(conn.nc), {
         replicas: config.NATS_REPLICAS, usageDuplicateWindowS: config.USAGE_DUPLICATE_WINDOW_S, usageRetentionDays: config.USAGE_RETENTION_DAYS,
       }, notReady);

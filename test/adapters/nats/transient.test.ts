@@ -84,6 +84,5 @@ void describe('JetStream administration while the cluster cannot answer yet', ()
       assert.ok(retries.length >= 1, 'the first requests found no quorum and were retried');
       for (const { name } of results) assert.equal((await jsm.streams.info(name)).config.num_replicas, 3);
     });
-
   });
 });
